@@ -1,0 +1,103 @@
+# flexvol: one core library (flexvol/) and one binary per provider (providers/<name>/).
+# make | make check | make install DESTDIR=… PLUGIN_DIR=… | make demo | make bench
+
+BUILD      ?= build
+PREFIX_VENDOR ?= flexvol
+PLUGIN_DIR ?= /usr/libexec/kubernetes/kubelet-plugins/volume/exec
+PYTHON     ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+CORE_PKGS  := jansson mount blkid inih
+CSTD   := -std=gnu11 -D_GNU_SOURCE
+WARN   := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+          -Wimplicit-fallthrough -Wno-missing-field-initializers -Wno-format-nonliteral -Wno-format-truncation
+HARDEN := -O2 -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection \
+          -fPIE -fcf-protection=full
+LDHARD := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed -Wl,--gc-sections
+SANFL  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -U_FORTIFY_SOURCE
+
+ifeq ($(SAN),1)
+HARDEN := $(SANFL) -fPIE
+LDHARD := -pie $(SANFL)
+endif
+
+CFLAGS  ?= -g
+ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) -ffunction-sections -fdata-sections -Iflexvol \
+             -DFV_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS)) $(CFLAGS)
+CORE_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS))
+
+CORE_SRCS := $(wildcard flexvol/*.c)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+
+include $(wildcard providers/*/provider.mk)
+PROVIDERS := $(notdir $(patsubst %/,%,$(dir $(wildcard providers/*/provider.mk))))
+DRIVERS   := $(PROVIDERS:%=$(BUILD)/%)
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all check check-unit check-san check-valgrind check-integration check-vm install demo bench lint clean deps
+all: $(DRIVERS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(dir $<) -MMD -MP -c -o $@ $<
+-include $(wildcard $(BUILD)/flexvol/*.d $(BUILD)/providers/*/*.d)
+
+$(BUILD)/libflexvol.a: $(CORE_OBJS)
+	$(AR) rcs $@ $^
+
+# One binary per provider: <name>_SRCS and <name>_LIBS (pkg-config names) come from its provider.mk.
+define provider_rule
+$(BUILD)/$(1): $$($(1)_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libflexvol.a
+	$$(CC) $$(LDHARD) -o $$@ $$^ $$(CORE_LIBS) $$(if $$($(1)_LIBS),$$(shell $$(PKG_CONFIG) --libs $$($(1)_LIBS)))
+endef
+$(foreach p,$(PROVIDERS),$(eval $(call provider_rule,$(p))))
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libflexvol.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDHARD) -o $@ $< $(BUILD)/libflexvol.a $(CORE_LIBS)
+
+# Every test tier. CI runs exactly this.
+check: all check-unit check-san check-valgrind check-integration check-vm
+
+check-unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do $$t; done
+
+# The unit tests and the integration tests again with ASan+UBSan binaries.
+check-san:
+	$(MAKE) --no-print-directory SAN=1 BUILD=build-san all $(UNIT_TESTS:$(BUILD)/%=build-san/%)
+	@set -e; for t in $(UNIT_TESTS:$(BUILD)/%=build-san/%); do ASAN_OPTIONS=detect_leaks=1 $$t; done
+	FLEXVOL_BUILD=build-san $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
+
+check-valgrind: $(UNIT_TESTS) $(DRIVERS)
+	@set -e; for t in $(UNIT_TESTS); do \
+	  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; \
+	  echo "valgrind clean: $$t"; done
+	FLEXVOL_VALGRIND=1 $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration/test_protocol.py
+
+check-integration: all
+	$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration
+
+check-vm: all
+	$(PYTHON) -m pytest -p no:cacheprovider -v tests/vm
+
+install: all
+	@set -e; for p in $(PROVIDERS); do \
+	  d="$(DESTDIR)$(PLUGIN_DIR)/$(PREFIX_VENDOR)~$$p"; mkdir -p "$$d"; \
+	  install -m 0755 $(BUILD)/$$p "$$d/.$$p.tmp"; mv -f "$$d/.$$p.tmp" "$$d/$$p"; \
+	  echo "installed $$d/$$p"; done
+
+demo: all
+	$(PYTHON) demo/demo.py
+
+bench: all
+	bench/run
+
+lint:
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strncpy|strtok|gets|atoi|atol|system|popen|tmpnam|mktemp|alloca)\s*\(' \
+	  flexvol/*.c providers/*/*.c || (echo "banned function used"; false)
+
+clean:
+	rm -rf $(BUILD) build-san

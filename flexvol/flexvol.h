@@ -1,0 +1,64 @@
+/* The provider interface. A driver binary is one `struct fv_provider` handed
+ * to fv_main(); the core does argv checks, option parsing, locking, logging
+ * and the single JSON reply. A NULL operation answers "Not supported". */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+#include "opts.h"
+#include "config.h"
+
+struct fv_caps {
+	bool attach;
+	bool selinux_relabel;
+	bool supports_metrics;
+	bool fs_group;
+	bool requires_fs_resize;
+};
+
+/* The arguments of one call, already split out of argv. Unused ones are NULL/0. */
+struct fv_call {
+	const char *verb;
+	const struct fv_opts *opts;   /* the <json> argument */
+	const char *dir;              /* pod volume dir, global mount path or deviceMountPath */
+	const char *device;           /* waitforattach, mountdevice, expandfs */
+	const char *node;             /* attach, isattached, detach */
+	const char *volume_name;      /* detach: the PV (or inline volume) name */
+	uint64_t new_size, old_size;  /* expandvolume, expandfs */
+};
+
+/* What an operation hands back beyond success or failure. */
+struct fv_result {
+	char *device;          /* attach, waitforattach; owned, freed by the core */
+	bool attached;         /* isattached */
+	uint64_t new_size;     /* expandvolume */
+};
+
+/* Per-process state shared by the operations of one call. */
+struct fv_ctx {
+	const struct fv_provider *provider;
+	struct fv_config *config;     /* /etc/flexvol/<driver>.conf, possibly empty */
+	const char *run_dir;          /* /run/flexvol or $FLEXVOL_RUN_DIR */
+	const char *config_dir;       /* /etc/flexvol or $FLEXVOL_CONFIG_DIR */
+	void *data;                   /* provider's own state from setup() */
+};
+
+typedef int (*fv_op)(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err);
+
+struct fv_provider {
+	const char *name;             /* == binary name == <driver> in <vendor>~<driver> */
+	const char *summary;          /* one line for --help */
+	const char *help;             /* option and config reference for --help */
+	/* Capabilities for init; may depend on configuration. */
+	void (*capabilities)(struct fv_ctx *ctx, struct fv_caps *caps);
+	/* Reads configuration into ctx->data before any call but init. */
+	int (*setup)(struct fv_ctx *ctx, struct fv_err *err);
+	void (*teardown)(struct fv_ctx *ctx);
+	fv_op getvolumename, attach, detach, waitforattach, isattached, mountdevice, unmountdevice, mount, unmount,
+		expandvolume, expandfs;
+};
+
+int fv_main(const struct fv_provider *provider, int argc, char **argv);
+
+/* True once SIGTERM arrived: long waits poll it and give up with a Failure. */
+bool fv_terminated(void);

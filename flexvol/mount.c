@@ -1,0 +1,124 @@
+#include "mount.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+static void context_free(struct libmnt_context **c)
+{
+	mnt_free_context(*c);
+}
+#define _cleanup_mnt_context_ __attribute__((cleanup(context_free)))
+
+/* A context that does exactly the syscall: no helper programs, no mtab or
+ * utab, no canonicalisation (which would resolve /proc/self/fd sources). */
+static struct libmnt_context *new_context(const char *source, const char *target, const char *fstype,
+					  const char *options)
+{
+	struct libmnt_context *c = mnt_new_context();
+	if (!c)
+		return NULL;
+	if (mnt_context_disable_helpers(c, 1) || mnt_context_disable_mtab(c, 1) || mnt_context_disable_canonicalize(c, 1) ||
+	    mnt_context_disable_swapmatch(c, 1) || (source && mnt_context_set_source(c, source)) ||
+	    mnt_context_set_target(c, target) || (fstype && mnt_context_set_fstype(c, fstype)) ||
+	    (options && mnt_context_set_options(c, options))) {
+		mnt_free_context(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int run_mount(struct libmnt_context *c, const char *what, const char *target, struct fv_err *err)
+{
+	if (!c)
+		return fv_err_set(err, ENOMEM, "cannot mount %s on '%s'", what, target);
+	int rc = mnt_context_mount(c);
+	if (rc == 0 && mnt_context_get_status(c) == 1)
+		return 0;
+	char buf[512] = "";
+	int syserr = mnt_context_get_syscall_errno(c);
+	mnt_context_get_excode(c, rc, buf, sizeof(buf));
+	return fv_err_msg(err, syserr ? syserr : EIO, "cannot mount %s on '%s': %s", what, target,
+			  *buf ? buf : strerror(syserr ? syserr : EIO));
+}
+
+int fv_mount_fs(const char *source, const char *target, const char *fstype, const char *options, struct fv_err *err)
+{
+	_cleanup_mnt_context_ struct libmnt_context *c = new_context(source, target, fstype, options);
+	return run_mount(c, source, target, err);
+}
+
+int fv_mount_bind(const char *source, const char *target, bool readonly, struct fv_err *err)
+{
+	/* libmount turns "bind,ro" into the bind plus the read-only remount. */
+	_cleanup_mnt_context_ struct libmnt_context *c =
+		new_context(source, target, NULL, readonly ? "bind,ro" : "bind");
+	return run_mount(c, source, target, err);
+}
+
+int fv_is_mountpoint(const char *path, struct fv_err *err)
+{
+	struct statx sx;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0) {
+		if (errno == ESTALE || errno == ENOTCONN || errno == EIO)
+			return 1;
+		return fv_err_set(err, errno, "cannot inspect '%s'", path);
+	}
+	if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+		return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+	/* Older kernels: a mount root has a different mount ID than its parent. */
+	char parent[4096];
+	struct statx px;
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (statx(AT_FDCWD, parent, AT_NO_AUTOMOUNT, STATX_MNT_ID, &px) < 0)
+		return fv_err_set(err, errno, "cannot inspect '%s'", parent);
+	return sx.stx_mnt_id != px.stx_mnt_id || sx.stx_dev_major != px.stx_dev_major ||
+	       sx.stx_dev_minor != px.stx_dev_minor;
+}
+
+int fv_mounted_dev(const char *path, dev_t *dev, struct fv_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect '%s'", path);
+	*dev = st.st_dev;
+	return 0;
+}
+
+int fv_mount_is_readonly(const char *path, struct fv_err *err)
+{
+	struct statvfs sv;
+	if (statvfs(path, &sv) < 0)
+		return fv_err_set(err, errno, "cannot inspect '%s'", path);
+	return !!(sv.f_flag & ST_RDONLY);
+}
+
+int fv_unmount(const char *target, struct fv_err *err)
+{
+	/* umount2 directly rather than libmount's context: that one reads the
+	 * whole mount table (slow with thousands of mounts) and stats the target,
+	 * which blocks forever on a dead NFS server. Bounded: at most 16 stacked
+	 * mounts. */
+	for (int i = 0; i < 16; i++) {
+		if (umount2(target, UMOUNT_NOFOLLOW) == 0)
+			continue;
+		switch (errno) {
+		case EINVAL: /* not (or no longer) a mount point */
+		case ENOENT:
+			return 0;
+		case ESTALE:
+		case ENOTCONN:
+		case EIO:
+			if (umount2(target, UMOUNT_NOFOLLOW | MNT_DETACH) == 0)
+				continue;
+			return fv_err_set(err, errno, "cannot detach stale mount '%s'", target);
+		default:
+			return fv_err_set(err, errno, "cannot unmount '%s'", target);
+		}
+	}
+	return fv_err_msg(err, EBUSY, "'%s' still has mounts stacked on it after 16 unmounts", target);
+}

@@ -1,0 +1,101 @@
+#include "loopdev.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "cleanup.h"
+
+#define LOOP_MAJOR 7
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+int loopdev_find(int image_fd, char *buf, size_t size, struct fv_err *err)
+{
+	struct stat img;
+	if (fstat(image_fd, &img) < 0)
+		return fv_err_set(err, errno, "cannot inspect the image");
+	__attribute__((cleanup(closedirp))) DIR *d = opendir("/sys/block");
+	if (!d)
+		return fv_err_set(err, errno, "cannot list /sys/block");
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "loop", 4))
+			continue;
+		char dev[sizeof(e->d_name) + 8];
+		snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
+		_cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
+		struct loop_info64 info;
+		if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
+			continue; /* unbound, or gone meanwhile */
+		if (info.lo_inode == img.st_ino && info.lo_device == img.st_dev) {
+			snprintf(buf, size, "%s", dev);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int loopdev_attach(int image_fd, const char *label, char *buf, size_t size, struct fv_err *err)
+{
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return fv_err_set(err, errno, "cannot open /dev/loop-control (is the loop module loaded?)");
+	/* Another process may take the free device between the two ioctls: retry. */
+	for (int attempt = 0; attempt < 16; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0)
+			return fv_err_set(err, errno, "no free loop device");
+		snprintf(buf, size, "/dev/loop%d", n);
+		_cleanup_close_ int fd = open(buf, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return fv_err_set(err, errno, "cannot open %s", buf);
+		struct loop_config cfg = {.fd = (unsigned)image_fd};
+		snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", label);
+		if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0)
+			return 0;
+		if (errno != EBUSY)
+			return fv_err_set(err, errno, "cannot bind the image to %s", buf);
+	}
+	return fv_err_msg(err, EBUSY, "every free loop device was taken by someone else; try again");
+}
+
+int loopdev_backing_file(dev_t devno, char *buf, size_t size)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/backing_file", major(devno), minor(devno));
+	buf[0] = '\0';
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+int loopdev_detach(dev_t devno, struct fv_err *err)
+{
+	if (major(devno) != LOOP_MAJOR)
+		return fv_err_msg(err, EINVAL, "device %u:%u is not a loop device", major(devno), minor(devno));
+	char dev[64];
+	snprintf(dev, sizeof(dev), "/dev/loop%u", minor(devno));
+	_cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fv_err_set(err, errno, "cannot open %s", dev);
+	if (ioctl(fd, LOOP_CLR_FD) < 0 && errno != ENXIO)
+		return fv_err_set(err, errno, "cannot release %s", dev);
+	return 0;
+}
