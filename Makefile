@@ -23,8 +23,9 @@ LDHARD := -pie $(SANFL)
 endif
 
 CFLAGS  ?= -g
+# Headers of every library the core may use; each binary links only what its provider.mk lists.
 ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) -ffunction-sections -fdata-sections -Iflexvol \
-             -DFV_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS)) $(CFLAGS)
+             -DFV_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(CFLAGS)
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS))
 
 CORE_SRCS := $(wildcard flexvol/*.c)
@@ -69,16 +70,23 @@ check-unit: $(UNIT_TESTS)
 check-san:
 	$(MAKE) --no-print-directory SAN=1 BUILD=build-san all $(UNIT_TESTS:$(BUILD)/%=build-san/%)
 	@set -e; for t in $(UNIT_TESTS:$(BUILD)/%=build-san/%); do ASAN_OPTIONS=detect_leaks=1 $$t; done
-	FLEXVOL_BUILD=build-san $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
+	ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  FLEXVOL_BUILD=build-san $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
 
 check-valgrind: $(UNIT_TESTS) $(DRIVERS)
 	@set -e; for t in $(UNIT_TESTS); do \
 	  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; \
 	  echo "valgrind clean: $$t"; done
-	FLEXVOL_VALGRIND=1 $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration/test_protocol.py
+	@# Under valgrind openat2 is unknown (the drivers fall back to refusing every symlink, so the
+	@# symlink tests do not apply) and signals reach valgrind, not the driver.
+	FLEXVOL_VALGRIND=1 $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration/test_loop.py \
+	  tests/integration/test_protocol.py -k "not outside and not symlink and not sigterm and not logs_one_line"
 
 check-integration: all
 	$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration
+
+# Packaging targets (make bundle) live beside the installer.
+-include install/bundle.mk
 
 check-vm: all
 	$(PYTHON) -m pytest -p no:cacheprovider -v tests/vm

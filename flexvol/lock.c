@@ -51,10 +51,14 @@ int fv_lock_acquire(const char *run_dir, const char *driver, const char *key, lo
 	snprintf(dir, sizeof(dir), "%s/locks/%s", run_dir, driver);
 	if (fv_lock_file_name(key, name, sizeof(name)) < 0)
 		return fv_err_msg(err, ENAMETOOLONG, "volume name too long for a lock: '%.64s…'", key);
-	if (fv_mkdir_p(dir, 0700, err) < 0)
-		return err->code;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* The lock directory exists after the first call: create it only then. */
+	if (fd < 0 && errno == ENOENT) {
+		if (fv_mkdir_p(dir, 0700, err) < 0)
+			return err->code;
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (fd < 0)
 		return fv_err_set(err, errno, "cannot open lock '%s'", path);
 	/* Polling with a short sleep keeps the wait bounded without signals. */

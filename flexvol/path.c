@@ -36,6 +36,36 @@ int fv_path_check_absolute(const char *path, const char *what, struct fv_err *er
 	return 0;
 }
 
+/* Kernels before 5.6 (and valgrind) lack openat2: walk the components with
+ * O_NOFOLLOW instead. Stricter than RESOLVE_BENEATH: no symlink at all. The
+ * path was checked to have no "..", so the walk cannot climb out of root. */
+static int open_without_symlinks(int root_fd, const char *rel, int flags, mode_t mode, struct fv_err *err)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
+		return fv_err_msg(err, ENAMETOOLONG, "path too long: '%s'", rel);
+	int dir = dup(root_fd);
+	char *comp = buf;
+	for (char *slash; dir >= 0 && (slash = strchr(comp, '/')); comp = slash + 1) {
+		*slash = '\0';
+		int next = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int saved = errno;
+		close(dir);
+		errno = saved;
+		dir = next;
+	}
+	int fd = dir < 0 ? -1 : openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	int saved = errno;
+	if (dir >= 0)
+		close(dir);
+	if (fd < 0 && (saved == ELOOP || saved == ENOTDIR))
+		return fv_err_msg(err, saved, "'%s' goes through a symlink, which this kernel cannot resolve safely "
+					      "(no openat2)", rel);
+	if (fd < 0)
+		return fv_err_set(err, saved, "cannot open '%s'", rel);
+	return fd;
+}
+
 int fv_path_open_beneath(int root_fd, const char *rel, int flags, mode_t mode, struct fv_err *err)
 {
 	struct open_how how = {
@@ -43,7 +73,15 @@ int fv_path_open_beneath(int root_fd, const char *rel, int flags, mode_t mode, s
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+	long fd;
+	/* RESOLVE_BENEATH fails with EAGAIN when a rename raced with the lookup
+	 * of a "..": a retry resolves the new state, still beneath root. */
+	for (int tries = 0; (fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how))) < 0 && errno == EAGAIN &&
+			    tries < 64;
+	     tries++)
+		;
+	if (fd < 0 && errno == ENOSYS)
+		return open_without_symlinks(root_fd, rel, flags, mode, err);
 	if (fd < 0) {
 		if (errno == EXDEV)
 			return fv_err_msg(err, EXDEV, "'%s' leads outside its root directory", rel);

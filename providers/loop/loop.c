@@ -59,6 +59,9 @@ struct loop_volume {
 
 static int parse_volume(const struct fv_opts *o, struct loop_volume *v, struct fv_err *err)
 {
+	static const char *const known[] = {"image", "size", NULL};
+	if (fv_opts_check_known(o, known, err) < 0)
+		return err->code;
 	v->image = fv_opts_get(o, "image");
 	if (!v->image)
 		return fv_err_msg(err, EINVAL, "option 'image' is required (a path relative to the image root)");

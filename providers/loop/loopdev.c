@@ -34,7 +34,7 @@ int loopdev_find(int image_fd, char *buf, size_t size, struct fv_err *err)
 		char dev[sizeof(e->d_name) + 8];
 		snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
 		_cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
-		struct loop_info64 info;
+		struct loop_info64 info = {0};
 		if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
 			continue; /* unbound, or gone meanwhile */
 		if (info.lo_inode == img.st_ino && info.lo_device == img.st_dev) {

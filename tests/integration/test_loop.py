@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from kubelet import go_json
+
 POD_A = {"name": "app-0", "namespace": "default", "uid": "0a0a0a0a-aaaa-4aaa-8aaa-000000000001"}
 POD_B = {"name": "app-1", "namespace": "default", "uid": "0b0b0b0b-bbbb-4bbb-8bbb-000000000002"}
 
@@ -98,7 +100,7 @@ def test_data_survives_a_second_lifecycle(loop_node):
 def test_every_call_repeated_is_harmless(loop_node):
     node, k, d = loop_node, loop_node.kubelet, loop_node.driver
     opts = {"image": "rep.img", "size": "64Mi"}
-    j = lambda: __import__("kubelet").go_json(k.options("pv-r", opts))
+    j = lambda: go_json(k.options("pv-r", opts))
     for _ in range(2):
         assert k.attach("pv-r", opts).status == "Success"
     devs = {d.call("waitforattach", "", j()).json["device"] for _ in range(3)}
@@ -127,7 +129,7 @@ def test_every_call_repeated_is_harmless(loop_node):
 def test_concurrent_calls_on_one_volume(loop_node):
     node, k, d = loop_node, loop_node.kubelet, loop_node.driver
     opts = {"image": "shared.img", "size": "64Mi"}
-    j = __import__("kubelet").go_json(k.options("pv-c", opts))
+    j = go_json(k.options("pv-c", opts))
     # Eight waitforattach at once: one image, one loop device, one reply for all.
     started = [d.start("waitforattach", "", j) for _ in range(8)]
     replies = [d.finish(s) for s in started]
@@ -261,6 +263,7 @@ def nothing_left(node, files_before):
     (["waitforattach", "", '{"image":"dir-link/x.img","size":"64Mi"}'], "outside"),
     (["waitforattach", "", '{"image":"new.img","size":"12XB"}'], "option 'size'"),
     (["waitforattach", "", '{"image":"new.img","size":"64Mi","kubernetes.io/fsType":"vfat"}'], "not supported"),
+    (["waitforattach", "", '{"image":"new.img","size":"64Mi","sise":"1Gi"}'], "unknown option 'sise'"),
     (["waitforattach", ""], "takes 2 arguments"),
     (["mountdevice", "/x", "/dev/loop0"], "takes 3 arguments"),
     (["mountdevice", "relative/path", "/dev/loop0", '{"image":"a.img"}'], "not an absolute path"),
@@ -304,7 +307,7 @@ def test_sigterm_ends_a_waiting_call_with_failure(loop_node):
     lock_dir = os.path.join(node.run_dir, "locks", "loop")
     with open(os.path.join(lock_dir, "pv-t.lock"), "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        started = d.start("mountdevice", g, dev, __import__("kubelet").go_json(k.options("pv-t", opts)))
+        started = d.start("mountdevice", g, dev, go_json(k.options("pv-t", opts)))
         time.sleep(0.5)
         assert started[1].poll() is None, "mountdevice should be waiting for the lock"
         started[1].send_signal(signal.SIGTERM)
