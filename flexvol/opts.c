@@ -192,6 +192,32 @@ int fv_opts_fsgroup(const struct fv_opts *o, unsigned long *gid, struct fv_err *
 	return 1;
 }
 
+int fv_opts_check_known(const struct fv_opts *o, const char *const known[], struct fv_err *err)
+{
+	const char *key;
+	json_t *value;
+	if (!o)
+		return 0;
+	json_object_foreach(o->root, key, value) {
+		if (!strncmp(key, "kubernetes.io/", strlen("kubernetes.io/")))
+			continue;
+		size_t i = 0;
+		while (known[i] && strcmp(known[i], key))
+			i++;
+		if (known[i])
+			continue;
+		char list[512] = "";
+		for (size_t j = 0, n = 0; known[j] && n < sizeof(list); j++) {
+			int w = snprintf(list + n, sizeof(list) - n, "%s%s", j ? ", " : "", known[j]);
+			if (w < 0)
+				break;
+			n += (size_t)w;
+		}
+		return fv_err_msg(err, EINVAL, "unknown option '%s' (this driver takes: %s)", key, list);
+	}
+	return 0;
+}
+
 const unsigned char *fv_opts_secret(const struct fv_opts *o, const char *name, size_t *len)
 {
 	for (size_t i = 0; o && i < o->nsecrets; i++) {

@@ -31,6 +31,10 @@ const char *fv_opts_volume_name(const struct fv_opts *o);
 /* The pod's fsGroup from either key: 1 and *gid set, 0 when absent, <0 when malformed. */
 int fv_opts_fsgroup(const struct fv_opts *o, unsigned long *gid, struct fv_err *err);
 
+/* Refuses any key outside kubernetes.io/ that is not in known (a NULL-
+ * terminated list), so that a misspelt option fails instead of being ignored. */
+int fv_opts_check_known(const struct fv_opts *o, const char *const known[], struct fv_err *err);
+
 /* Decoded secret value by key name (without the prefix); NULL when absent. */
 const unsigned char *fv_opts_secret(const struct fv_opts *o, const char *name, size_t *len);
 bool fv_opts_has_secrets(const struct fv_opts *o);
