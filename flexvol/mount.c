@@ -7,6 +7,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include "lock.h"
+#include "path.h"
 
 static void context_free(struct libmnt_context **c)
 {
@@ -121,4 +123,29 @@ int fv_unmount(const char *target, struct fv_err *err)
 		}
 	}
 	return fv_err_msg(err, EBUSY, "'%s' still has mounts stacked on it after 16 unmounts", target);
+}
+
+int fv_mount_pod_from_global(const char *pod_dir, bool readonly, struct fv_err *err)
+{
+	char global[4096];
+	if (fv_path_global_from_pod_dir(pod_dir, global, sizeof(global), err) < 0)
+		return err->code;
+	int m = fv_is_mountpoint(global, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	if (m <= 0)
+		return fv_err_msg(err, ENOENT, "the volume is not mounted on its global path '%s' (mountdevice has not run)",
+				  global);
+	if (fv_mkdir_p(pod_dir, 0750, err) < 0)
+		return err->code;
+	if ((m = fv_is_mountpoint(pod_dir, err)) < 0)
+		return m;
+	if (!m)
+		return fv_mount_bind(global, pod_dir, readonly, err);
+	dev_t have = 0, want = 0;
+	if (fv_mounted_dev(pod_dir, &have, err) < 0 || fv_mounted_dev(global, &want, err) < 0)
+		return err->code;
+	if (have != want)
+		return fv_err_msg(err, EBUSY, "'%s' already has another file system mounted", pod_dir);
+	return 0;
 }

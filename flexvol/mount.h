@@ -20,3 +20,9 @@ int fv_is_mountpoint(const char *path, struct fv_err *err);
 int fv_mounted_dev(const char *path, dev_t *dev, struct fv_err *err);
 /* True when the mount is read-only. */
 int fv_mount_is_readonly(const char *path, struct fv_err *err);
+
+/* The mount step of an attachable volume: bind kubelet's global mount of the
+ * volume (derived from pod_dir, see fv_path_global_from_pod_dir) onto the pod
+ * volume dir, read-only if asked. Already bound from the same file system:
+ * success. The global path not mounted: an error (mountdevice has not run). */
+int fv_mount_pod_from_global(const char *pod_dir, bool readonly, struct fv_err *err);

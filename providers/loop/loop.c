@@ -243,30 +243,10 @@ static int loop_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, st
 static int loop_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	(void)ctx, (void)res;
-	char global[4096];
 	struct loop_volume v;
-	if (parse_volume(call->opts, &v, err) < 0 ||
-	    fv_path_global_from_pod_dir(call->dir, global, sizeof(global), err) < 0)
+	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	int m = fv_is_mountpoint(global, err);
-	if (m < 0 && err->code != -ENOENT)
-		return m;
-	if (m <= 0)
-		return fv_err_msg(err, ENOENT, "the volume is not mounted on its global path '%s' (mountdevice has not run)",
-				  global);
-	if (fv_mkdir_p(call->dir, 0750, err) < 0)
-		return err->code;
-	if ((m = fv_is_mountpoint(call->dir, err)) < 0)
-		return m;
-	if (m) {
-		dev_t have, want;
-		if (fv_mounted_dev(call->dir, &have, err) < 0 || fv_mounted_dev(global, &want, err) < 0)
-			return err->code;
-		if (have != want)
-			return fv_err_msg(err, EBUSY, "'%s' already has another file system mounted", call->dir);
-		return 0;
-	}
-	return fv_mount_bind(global, call->dir, fv_opts_readonly(call->opts), err);
+	return fv_mount_pod_from_global(call->dir, fv_opts_readonly(call->opts), err);
 }
 
 static int loop_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
