@@ -83,7 +83,7 @@ check-valgrind: $(UNIT_TESTS) $(DRIVERS)
 	  tests/integration/test_protocol.py -k "not outside and not symlink and not sigterm and not logs_one_line"
 
 check-integration: all
-	$(PYTHON) -m pytest -p no:cacheprovider -v tests/integration
+	$(PYTHON) -m pytest -p no:cacheprovider -v tests/fakes tests/integration
 
 # Packaging targets (make bundle) live beside the installer.
 -include install/bundle.mk
