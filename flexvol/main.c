@@ -247,12 +247,10 @@ static void log_call(const char *verb, int nargs, char **args, const struct verb
 		n += (size_t)w;
 	}
 	const char *status = fv_status_name(o->reply.status);
-	/* init runs on every plugin-dir probe: keep it out of the normal log level. */
-	int prio = !strcmp(verb, "init") && o->reply.status == FV_SUCCESS ? LOG_DEBUG : LOG_INFO;
 	if (o->reply.status == FV_FAILURE)
 		fv_log(LOG_ERR, "%s%s -> %s (%lld ms): %s", verb, what, status, (long long)ms, o->err.msg);
 	else
-		fv_log(prio, "%s%s -> %s%s%s (%lld ms)", verb, what, status, o->reply.device ? " " : "",
+		fv_log(LOG_INFO, "%s%s -> %s%s%s (%lld ms)", verb, what, status, o->reply.device ? " " : "",
 		       o->reply.device ? o->reply.device : "", (long long)ms);
 }
 
@@ -266,6 +264,9 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	json_set_alloc_funcs(checked_malloc, free);
+	/* jansson would read /dev/urandom for its hash seed on every start; the
+	 * options are a few short keys from argv, so any seed will do. */
+	json_object_seed((size_t)getpid() ^ (size_t)start);
 	umask(077);
 	fv_log_open(provider->name);
 
@@ -318,7 +319,10 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	if (o.reply.message)
 		fv_opts_redact(opts, o.err.msg);
 	int rc = fv_reply_write(STDOUT_FILENO, &o.reply);
-	log_call(verb, argc - 2 > 0 ? argc - 2 : 0, argv + 2, v, &o, fv_now_ms() - start);
+	/* kubelet runs init on every event in the plugin dir: a successful one
+	 * is not logged (log floods are a known complaint about flex drivers). */
+	if (strcmp(verb, "init") || o.reply.status != FV_SUCCESS)
+		log_call(verb, argc - 2 > 0 ? argc - 2 : 0, argv + 2, v, &o, fv_now_ms() - start);
 	fv_log_flush_stderr();
 	if (ctx.config && provider->teardown)
 		provider->teardown(&ctx);

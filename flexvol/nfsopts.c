@@ -1,0 +1,405 @@
+#include "nfsopts.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cleanup.h"
+#include "path.h"
+
+#define MAX_USER_OPTIONS 1024
+
+static bool has_control_chars(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+/* ---- server and share ---- */
+
+static bool is_hostname(const char *s)
+{
+	size_t len = strlen(s);
+	if (!len || len > 253)
+		return false;
+	for (const char *label = s; *label;) {
+		size_t n = strcspn(label, ".");
+		if (n == 0 || n > 63 || label[0] == '-' || label[n - 1] == '-')
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			char c = label[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+				return false;
+		}
+		label += n;
+		if (*label == '.' && !*++label)
+			return true; /* a fully qualified name may end with a dot */
+	}
+	return true;
+}
+
+int fv_nfs_check_server(const char *server, struct fv_err *err)
+{
+	if (!server || !*server)
+		return fv_err_msg(err, EINVAL, "option 'server' is required (a host name, IPv4 address or [IPv6] address)");
+	size_t len = strlen(server);
+	if (server[0] == '[') {
+		char addr[INET6_ADDRSTRLEN + 1];
+		struct in6_addr a6;
+		if (len < 3 || server[len - 1] != ']' || len - 2 >= sizeof(addr))
+			goto bad;
+		memcpy(addr, server + 1, len - 2);
+		addr[len - 2] = '\0';
+		if (inet_pton(AF_INET6, addr, &a6) != 1)
+			goto bad;
+		return 0;
+	}
+	if (strchr(server, ':'))
+		return fv_err_msg(err, EINVAL, "option 'server' '%s': write an IPv6 address in brackets, e.g. [%s]",
+				  server, server);
+	struct in_addr a4;
+	if (inet_pton(AF_INET, server, &a4) == 1)
+		return 0;
+	/* All digits and dots but not an address: 10.0.0 or 300.1.1.1. */
+	if (strspn(server, "0123456789.") == len)
+		goto bad;
+	if (is_hostname(server))
+		return 0;
+bad:
+	return fv_err_msg(err, EINVAL,
+			  "option 'server' '%.256s' is not a host name, an IPv4 address or a bracketed IPv6 address",
+			  has_control_chars(server) ? "(control characters)" : server);
+}
+
+int fv_nfs_check_share(const char *share, char *buf, size_t size, struct fv_err *err)
+{
+	if (!share || !*share)
+		return fv_err_msg(err, EINVAL, "option 'share' is required (the absolute path of the export)");
+	if (share[0] != '/')
+		return fv_err_msg(err, EINVAL, "option 'share' '%.256s' must be an absolute path", share);
+	if (has_control_chars(share))
+		return fv_err_msg(err, EINVAL, "option 'share' must not contain control characters");
+	size_t n = strlen(share);
+	while (n > 1 && share[n - 1] == '/')
+		n--;
+	if (n >= size)
+		return fv_err_msg(err, ENAMETOOLONG, "option 'share' is too long");
+	memcpy(buf, share, n);
+	buf[n] = '\0';
+	if (n > 1 && fv_path_check_relative(buf + 1, "option 'share'", err) < 0)
+		return err->code;
+	return 0;
+}
+
+int fv_nfs_source(const char *server, const char *share, const char *subdir, char *buf, size_t size,
+		  struct fv_err *err)
+{
+	bool sub = subdir && *subdir;
+	int w = snprintf(buf, size, "%s:%s%s%s", server, share, sub && strcmp(share, "/") ? "/" : "", sub ? subdir : "");
+	if (w < 0 || (size_t)w >= size)
+		return fv_err_msg(err, ENAMETOOLONG, "the NFS path is too long");
+	return 0;
+}
+
+/* ---- subDir templates ---- */
+
+static const struct {
+	const char *name;
+	const char *key;
+} variables[] = {
+	{"pv.name", FV_KEY_VOLUME_NAME},
+	{"pod.namespace", FV_KEY_POD_NAMESPACE},
+	{"pod.name", FV_KEY_POD_NAME},
+	{"pod.uid", FV_KEY_POD_UID},
+	{"serviceAccount.name", FV_KEY_SERVICE_ACCOUNT},
+};
+
+int fv_nfs_expand_subdir(const char *tmpl, const struct fv_opts *o, char *buf, size_t size, struct fv_err *err)
+{
+	size_t n = 0;
+	for (const char *p = tmpl; *p;) {
+		const char *piece = p;
+		size_t len;
+		if (p[0] == '$' && p[1] == '{') {
+			const char *end = strchr(p + 2, '}');
+			if (!end)
+				return fv_err_msg(err, EINVAL, "option 'subDir': '${' without a closing '}'");
+			size_t vlen = (size_t)(end - p - 2), i;
+			for (i = 0; i < sizeof(variables) / sizeof(variables[0]); i++)
+				if (strlen(variables[i].name) == vlen && !strncmp(variables[i].name, p + 2, vlen))
+					break;
+			if (i == sizeof(variables) / sizeof(variables[0]))
+				return fv_err_msg(err, EINVAL,
+						  "option 'subDir': unknown variable '${%.*s}' (known: ${pv.name}, "
+						  "${pod.namespace}, ${pod.name}, ${pod.uid}, ${serviceAccount.name})",
+						  (int)(vlen > 64 ? 64 : vlen), p + 2);
+			piece = fv_opts_get(o, variables[i].key);
+			if (!piece || !*piece)
+				return fv_err_msg(err, EINVAL, "option 'subDir': ${%s} is empty here (kubelet sent no '%s')",
+						  variables[i].name, variables[i].key);
+			/* One variable, one path component: a value can never add a level. */
+			if (strchr(piece, '/') || !strcmp(piece, ".") || !strcmp(piece, ".."))
+				return fv_err_msg(err, EINVAL, "option 'subDir': ${%s} = '%.128s' is not a valid directory name",
+						  variables[i].name, piece);
+			len = strlen(piece);
+			p = end + 1;
+		} else {
+			const char *next = strstr(p + 1, "${");
+			len = next ? (size_t)(next - p) : strlen(p);
+			p += len;
+		}
+		if (n + len >= size)
+			return fv_err_msg(err, ENAMETOOLONG, "option 'subDir' is too long once expanded");
+		memcpy(buf + n, piece, len);
+		n += len;
+	}
+	buf[n] = '\0';
+	if (has_control_chars(buf))
+		return fv_err_msg(err, EINVAL, "option 'subDir' must not contain control characters");
+	return fv_path_check_relative(buf, "option 'subDir'", err);
+}
+
+/* ---- mount options ---- */
+
+enum kind { FLAG, UINT, ENUM, ADDR, SEC };
+
+struct nfsopt {
+	const char *name;
+	const char *group; /* options of one group exclude each other */
+	enum kind kind;
+	unsigned long min, max;
+	const char *const *values;
+};
+
+static const char *const vers_values[] = {"3", "4", "4.0", "4.1", "4.2", NULL};
+static const char *const proto_values[] = {"tcp", "udp", "rdma", "tcp6", "udp6", "rdma6", NULL};
+static const char *const mountproto_values[] = {"tcp", "udp", "tcp6", "udp6", NULL};
+static const char *const lookupcache_values[] = {"all", "none", "pos", "positive", NULL};
+static const char *const local_lock_values[] = {"all", "flock", "posix", "none", NULL};
+static const char *const write_values[] = {"lazy", "eager", "wait", NULL};
+static const char *const sec_values[] = {"none", "sys", "krb5", "krb5i", "krb5p", NULL};
+
+#define F(n, g) {n, g, FLAG, 0, 0, NULL}
+#define U(n, g, lo, hi) {n, g, UINT, lo, hi, NULL}
+#define E(n, g, v) {n, g, ENUM, 0, 0, v}
+
+/* nfs(5) and fs/nfs/fs_context.c (Linux 6.1), plus the generic per-mount
+ * flags mount.nfs turns into MS_* flags. */
+static const struct nfsopt nfsopts[] = {
+	F("ac", "ac"), F("noac", "ac"),
+	F("cto", "cto"), F("nocto", "cto"),
+	F("lock", "lock"), F("nolock", "lock"),
+	F("acl", "acl"), F("noacl", "acl"),
+	F("rdirplus", "rdirplus"), F("nordirplus", "rdirplus"),
+	F("sharecache", "sharecache"), F("nosharecache", "sharecache"),
+	F("resvport", "resvport"), F("noresvport", "resvport"),
+	F("fsc", "fsc"), F("nofsc", "fsc"),
+	F("migration", "migration"), F("nomigration", "migration"),
+	F("intr", "intr"), F("nointr", "intr"),
+	F("posix", "posix"), F("noposix", "posix"),
+	F("softreval", "softreval"), F("nosoftreval", "softreval"),
+	F("trunkdiscovery", "trunkdiscovery"), F("notrunkdiscovery", "trunkdiscovery"),
+	F("soft", "hard"), F("hard", "hard"), F("softerr", "hard"),
+	F("tcp", "proto"), F("udp", "proto"), F("rdma", "proto"),
+	F("fg", "fg"),
+	E("vers", "vers", vers_values), E("nfsvers", "vers", vers_values),
+	U("minorversion", "minorversion", 0, 2),
+	E("proto", "proto", proto_values),
+	E("mountproto", "mountproto", mountproto_values),
+	U("port", "port", 0, 65535),
+	U("mountport", "mountport", 0, 65535),
+	U("mountvers", "mountvers", 1, 3),
+	U("rsize", "rsize", 1024, 1048576),
+	U("wsize", "wsize", 1024, 1048576),
+	U("timeo", "timeo", 1, 36000),
+	U("retrans", "retrans", 0, 100),
+	U("acregmin", "acregmin", 0, 86400),
+	U("acregmax", "acregmax", 0, 86400),
+	U("acdirmin", "acdirmin", 0, 86400),
+	U("acdirmax", "acdirmax", 0, 86400),
+	U("actimeo", "actimeo", 0, 86400),
+	U("retry", "retry", 0, 10000),
+	U("nconnect", "nconnect", 1, 16),
+	U("max_connect", "max_connect", 1, 16),
+	E("lookupcache", "lookupcache", lookupcache_values),
+	E("local_lock", "local_lock", local_lock_values),
+	E("write", "write", write_values),
+	{"sec", "sec", SEC, 0, 0, sec_values},
+	{"clientaddr", "clientaddr", ADDR, 0, 0, NULL},
+	F("atime", "atime"), F("noatime", "atime"),
+	F("diratime", "diratime"), F("nodiratime", "diratime"),
+	F("relatime", "relatime"), F("norelatime", "relatime"),
+	F("strictatime", "strictatime"), F("nostrictatime", "strictatime"),
+	F("lazytime", "lazytime"), F("nolazytime", "lazytime"),
+	F("sync", "sync"), F("async", "sync"),
+	F("exec", "exec"), F("noexec", "exec"),
+	/* Implied anyway: accepted, not repeated. */
+	F("nosuid", "nosuid"), F("nodev", "nodev"),
+};
+
+/* Known to mount, but not the user's to set. */
+static const struct {
+	const char *name;
+	const char *why;
+} refused[] = {
+	{"ro", "read-only is set from the volume's readOnly flag (kubernetes.io/readwrite)"},
+	{"rw", "read-only is set from the volume's readOnly flag (kubernetes.io/readwrite)"},
+	{"suid", "the driver always mounts nosuid"},
+	{"dev", "the driver always mounts nodev"},
+	{"bg", "a background mount would outlive the call (kubelet needs the mount done when it returns)"},
+	{"addr", "the server is given by option 'server'"},
+	{"mountaddr", "the server is given by option 'server'"},
+	{"mounthost", "the server is given by option 'server'"},
+	{"source", "the server is given by option 'server'"},
+};
+
+static bool is_uint(const char *v, unsigned long lo, unsigned long hi)
+{
+	if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 10)
+		return false;
+	unsigned long n = strtoul(v, NULL, 10);
+	return n >= lo && n <= hi;
+}
+
+static bool in_list(const char *v, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(v, *list))
+			return true;
+	return false;
+}
+
+static bool valid_value(const struct nfsopt *o, const char *v)
+{
+	switch (o->kind) {
+	case FLAG:
+		return false;
+	case UINT:
+		return is_uint(v, o->min, o->max);
+	case ENUM:
+		return in_list(v, o->values);
+	case ADDR: {
+		unsigned char a[sizeof(struct in6_addr)];
+		return inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1;
+	}
+	case SEC: {
+		/* One flavour or a colon-separated list of them. */
+		char copy[64];
+		if (!*v || strlen(v) >= sizeof(copy))
+			return false;
+		snprintf(copy, sizeof(copy), "%s", v);
+		for (char *save = NULL, *f = strtok_r(copy, ":", &save); f; f = strtok_r(NULL, ":", &save))
+			if (!in_list(f, o->values))
+				return false;
+		return v[strlen(v) - 1] != ':' && v[0] != ':' && !strstr(v, "::");
+	}
+	}
+	return false;
+}
+
+static const char *expected(const struct nfsopt *o, char *buf, size_t size)
+{
+	size_t n = 0;
+	switch (o->kind) {
+	case UINT:
+		snprintf(buf, size, "a number from %lu to %lu", o->min, o->max);
+		break;
+	case ENUM:
+	case SEC:
+		for (const char *const *v = o->values; *v && n < size; v++) {
+			int w = snprintf(buf + n, size - n, "%s%s", v == o->values ? "one of " : ", ", *v);
+			if (w < 0)
+				break;
+			n += (size_t)w;
+		}
+		if (o->kind == SEC && n < size)
+			snprintf(buf + n, size - n, " (or a colon-separated list)");
+		break;
+	case ADDR:
+		snprintf(buf, size, "an IPv4 or IPv6 address");
+		break;
+	case FLAG:
+		snprintf(buf, size, "no value");
+		break;
+	}
+	return buf;
+}
+
+static void optstr_free(char **p)
+{
+	free(*p);
+}
+
+int fv_nfs_mount_options(const char *user, bool readonly, char **out, struct fv_err *err)
+{
+	__attribute__((cleanup(optstr_free))) char *opts = NULL;
+	const char *groups[64];
+	size_t ngroups = 0;
+	*out = NULL;
+	if (user && strlen(user) > MAX_USER_OPTIONS)
+		return fv_err_msg(err, EINVAL, "option 'mountOptions' is longer than %d characters", MAX_USER_OPTIONS);
+	if (user && has_control_chars(user))
+		return fv_err_msg(err, EINVAL, "option 'mountOptions' must not contain control characters");
+	for (const char *p = user && *user ? user : NULL; p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char item[MAX_USER_OPTIONS + 1];
+		memcpy(item, p, len);
+		item[len] = '\0';
+		p = comma ? comma + 1 : NULL;
+		if (!len)
+			return fv_err_msg(err, EINVAL, "option 'mountOptions' has an empty entry (two commas, or a comma at an end)");
+		char *value = strchr(item, '=');
+		if (value)
+			*value++ = '\0';
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+			if (!strcmp(item, refused[i].name))
+				return fv_err_msg(err, EINVAL, "mount option '%s' is not allowed: %s", item, refused[i].why);
+		const struct nfsopt *o = NULL;
+		for (size_t i = 0; i < sizeof(nfsopts) / sizeof(nfsopts[0]) && !o; i++)
+			if (!strcmp(item, nfsopts[i].name))
+				o = &nfsopts[i];
+		if (!o)
+			return fv_err_msg(err, EINVAL, "'%.64s' is not an NFS mount option this driver accepts (see nfs(5))",
+					  item);
+		char want[160];
+		if (o->kind == FLAG && value)
+			return fv_err_msg(err, EINVAL, "mount option '%s' takes no value", item);
+		if (o->kind != FLAG && (!value || !valid_value(o, value)))
+			return fv_err_msg(err, EINVAL, "mount option '%s' needs %s%s%.64s%s", item,
+					  expected(o, want, sizeof(want)), value ? ", not '" : "", value ? value : "",
+					  value ? "'" : "");
+		for (size_t i = 0; i < ngroups; i++)
+			if (!strcmp(groups[i], o->group))
+				return fv_err_msg(err, EINVAL, "mount option '%s' conflicts with or repeats an earlier one", item);
+		if (ngroups == sizeof(groups) / sizeof(groups[0]))
+			return fv_err_msg(err, EINVAL, "option 'mountOptions' has too many entries");
+		groups[ngroups++] = o->group;
+		if (!strcmp(item, "nosuid") || !strcmp(item, "nodev"))
+			continue;
+		if (mnt_optstr_append_option(&opts, item, value))
+			return fv_err_set(err, ENOMEM, "building mount options");
+	}
+	if (mnt_optstr_append_option(&opts, "nosuid", NULL) || mnt_optstr_append_option(&opts, "nodev", NULL) ||
+	    mnt_optstr_append_option(&opts, readonly ? "ro" : "rw", NULL))
+		return fv_err_set(err, ENOMEM, "building mount options");
+	*out = opts;
+	opts = NULL;
+	return 0;
+}
+
+int fv_parse_dir_mode(const char *s, const char *what, unsigned int *mode, struct fv_err *err)
+{
+	size_t n = strlen(s);
+	if (!n || n > 5 || strspn(s, "01234567") != n)
+		return fv_err_msg(err, EINVAL, "%s must be an octal mode such as 0755, not '%.32s'", what, s);
+	unsigned long m = strtoul(s, NULL, 8);
+	if (m > 03777)
+		return fv_err_msg(err, EINVAL, "%s '%s' is out of range (at most 03777: no setuid bit on a directory)",
+				  what, s);
+	*mode = (unsigned int)m;
+	return 0;
+}

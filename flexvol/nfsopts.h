@@ -1,0 +1,38 @@
+/* NFS volume options from untrusted pod specs: the server name, the export
+ * path, the subDir template and the mount options, each validated before any
+ * of it reaches mount.nfs. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include "err.h"
+#include "opts.h"
+
+/* A host name (RFC 1123), a dotted IPv4 address or a bracketed IPv6 address
+ * ("[fd00::1]"), as mount.nfs takes it in "<server>:<path>". */
+int fv_nfs_check_server(const char *server, struct fv_err *err);
+
+/* An absolute export path: no ".", ".." or empty components, no control
+ * characters. A trailing "/" (other than the root itself) is dropped into
+ * buf. */
+int fv_nfs_check_share(const char *share, char *buf, size_t size, struct fv_err *err);
+
+/* Expands ${pv.name}, ${pod.namespace}, ${pod.name}, ${pod.uid} and
+ * ${serviceAccount.name} in tmpl from the kubelet's keys into buf, then
+ * checks the result is a relative path with no "..", "." or empty
+ * components. Each variable must expand to one path component. */
+int fv_nfs_expand_subdir(const char *tmpl, const struct fv_opts *o, char *buf, size_t size, struct fv_err *err);
+
+/* Validates the comma-separated user mount options against the NFS options
+ * the kernel and mount.nfs know (values included) and returns, in *out
+ * (caller frees), the option string for mount.nfs: the user's options, then
+ * nosuid, nodev and ro or rw, which the user may not set. user may be NULL or
+ * empty. */
+int fv_nfs_mount_options(const char *user, bool readonly, char **out, struct fv_err *err);
+
+/* "<server>:<share>[/<subdir>]", the source mount.nfs and the mount table use. */
+int fv_nfs_source(const char *server, const char *share, const char *subdir, char *buf, size_t size,
+		  struct fv_err *err);
+
+/* An octal directory mode up to 03777 (setgid and sticky allowed, setuid
+ * means nothing for a directory and is refused). */
+int fv_parse_dir_mode(const char *s, const char *what, unsigned int *mode, struct fv_err *err);

@@ -1,0 +1,804 @@
+/* gcepd: Google Compute Engine persistent disks. The controller-manager
+ * attaches them to the node's instance (attach, detach, isattached,
+ * expandvolume) under a deviceName derived from the PV name, so that detach,
+ * which kubelet gives only the PV name, needs no stored state. The node finds
+ * the disk by that name (waitforattach: udev's by-id links, else the sysfs
+ * serial), formats it if blank and mounts it on the global path
+ * (mountdevice), bind-mounts it into pods (mount) and grows the file system
+ * (expandfs). Node-side calls never talk to the cloud and need no
+ * credentials. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "block.h"
+#include "cleanup.h"
+#include "clock.h"
+#include "devwait.h"
+#include "flexvol.h"
+#include "log.h"
+#include "mount.h"
+#include "retry.h"
+#include "run.h"
+#include "gce.h"
+#include "gceutil.h"
+
+#define SECTION "gcepd"
+#define DEFAULT_ATTACH_TIMEOUT_S 300
+/* kubelet kills waitforattach after 10 minutes: stay well inside that. */
+#define MAX_WAITFORATTACH_S 540
+#define DEFAULT_DEVICE_DIR "/dev/disk/by-id"
+#define GIB (1024ULL * 1024 * 1024)
+#define POLL_FIRST_MS 250
+#define POLL_MAX_MS 1000
+#define IN_USE_CODE "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE"
+#define IN_USE_REASON "resourceInUseByAnotherResource"
+
+struct gcepd {
+	struct gce_conf gce;
+	long attach_timeout_s, rescan_after_s;
+	bool scsi_rescan;
+	char device_dir[PATH_MAX], sysfs_root[PATH_MAX], udevadm[PATH_MAX];
+	struct fv_ctx *ctx;
+	struct gce_client *client;
+};
+
+/* --- configuration --- */
+
+static int abs_path_conf(const struct fv_config *c, const char *key, const char *def, char *buf, size_t size,
+			 struct fv_err *err)
+{
+	const char *v = fv_config_get(c, SECTION, key, def);
+	if (v[0] != '/' || (size_t)snprintf(buf, size, "%s", v) >= size)
+		return fv_err_msg(err, EINVAL, "configuration '%s': [" SECTION "] %s must be an absolute path, not '%s'",
+				  fv_config_path(c), key, v);
+	return 0;
+}
+
+static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
+{
+	struct gcepd *gd = calloc(1, sizeof(*gd));
+	if (!gd)
+		return fv_err_set(err, ENOMEM, "gcepd setup");
+	ctx->data = gd;
+	gd->ctx = ctx;
+	const struct fv_config *c = ctx->config;
+	if (gce_conf_load(c, SECTION, &gd->gce, err) < 0)
+		return err->code;
+	if (fv_config_get_long(c, SECTION, "attach-timeout", DEFAULT_ATTACH_TIMEOUT_S, 1, 3600, &gd->attach_timeout_s,
+			       err) < 0 ||
+	    fv_config_get_long(c, SECTION, "rescan-after", 10, 0, 600, &gd->rescan_after_s, err) < 0 ||
+	    fv_config_get_bool(c, SECTION, "scsi-rescan", true, &gd->scsi_rescan, err) < 0)
+		return err->code;
+	if (abs_path_conf(c, "device-dir", DEFAULT_DEVICE_DIR, gd->device_dir, sizeof(gd->device_dir), err) < 0 ||
+	    abs_path_conf(c, "sysfs-root", "/sys", gd->sysfs_root, sizeof(gd->sysfs_root), err) < 0)
+		return err->code;
+	const char *udevadm = fv_config_get(c, SECTION, "udevadm", "auto");
+	if (!strcmp(udevadm, "auto")) {
+		struct fv_err ignored = {0};
+		if (fv_tool_path("udevadm", "udev", gd->udevadm, sizeof(gd->udevadm), &ignored) < 0)
+			gd->udevadm[0] = '\0';
+	} else if (!strcmp(udevadm, "none") || !*udevadm) {
+		gd->udevadm[0] = '\0';
+	} else if (abs_path_conf(c, "udevadm", NULL, gd->udevadm, sizeof(gd->udevadm), err) < 0) {
+		return err->code;
+	}
+	return 0;
+}
+
+static void gcepd_teardown(struct fv_ctx *ctx)
+{
+	struct gcepd *gd = ctx->data;
+	if (!gd)
+		return;
+	gce_client_free(gd->client);
+	gce_conf_free(&gd->gce);
+	free(gd);
+	ctx->data = NULL;
+}
+
+static void gcepd_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
+{
+	(void)ctx;
+	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .fs_group = true, .requires_fs_resize = true};
+}
+
+/* The API client, made on first use so that node-side calls need no
+ * credentials; all its requests end by deadline_ms. */
+static struct gce_client *client(struct gcepd *gd, int64_t deadline_ms, struct fv_err *err)
+{
+	if (!gd->client && !(gd->client = gce_client_new(gd->ctx, &gd->gce, err)))
+		return NULL;
+	gce_client_set_deadline(gd->client, deadline_ms);
+	return gd->client;
+}
+
+/* --- options --- */
+
+struct volume {
+	const char *pd;                 /* pdName: the GCE disk */
+	const char *pv;                 /* kubernetes.io/pvOrVolumeName */
+	char dev[GCE_NAME_MAX + 1];     /* the deviceName it is attached under */
+	const char *fstype;             /* NULL: ext4 */
+	bool readonly;
+};
+
+static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err *err)
+{
+	static const char *const known[] = {"pdName", NULL};
+	if (fv_opts_check_known(o, known, err) < 0)
+		return err->code;
+	v->pd = fv_opts_get(o, "pdName");
+	if (!v->pd || !*v->pd)
+		return fv_err_msg(err, EINVAL, "option 'pdName' is required (the name of the GCE persistent disk)");
+	if (!gce_valid_name(v->pd))
+		return fv_err_msg(err, EINVAL,
+				  "option 'pdName' must be a GCE disk name (lower-case letters, digits and '-', "
+				  "at most 63), not '%.80s'",
+				  v->pd);
+	v->fstype = fv_opts_fstype(o);
+	if (v->fstype && strcmp(v->fstype, "ext4") && strcmp(v->fstype, "xfs"))
+		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", v->fstype);
+	v->readonly = fv_opts_readonly(o);
+	v->pv = fv_opts_volume_name(o);
+	return gce_device_name(v->pv, v->dev, sizeof(v->dev), err);
+}
+
+/* --- the disk on the node (cloud-apis.md B3) --- */
+
+struct disk_names {
+	char links[2][128];
+	const char *link_list[3];
+	const char *serial_list[2];
+};
+
+static void disk_names(const char *dev, struct disk_names *d)
+{
+	/* udev's names for a PD; its SCSI (or NVMe) serial is the deviceName. */
+	snprintf(d->links[0], sizeof(d->links[0]), "google-%s", dev);
+	snprintf(d->links[1], sizeof(d->links[1]), "scsi-0Google_PersistentDisk_%s", dev);
+	d->link_list[0] = d->links[0];
+	d->link_list[1] = d->links[1];
+	d->link_list[2] = NULL;
+	d->serial_list[0] = dev;
+	d->serial_list[1] = NULL;
+}
+
+static struct fv_devwait devwait_for(const struct gcepd *gd, const struct disk_names *d, long timeout_ms)
+{
+	return (struct fv_devwait){
+		.device_dir = gd->device_dir,
+		.links = d->link_list,
+		.serials = d->serial_list,
+		.sysfs_root = gd->sysfs_root,
+		.timeout_ms = timeout_ms,
+		.rescan_after_ms = gd->rescan_after_s * 1000,
+		.scsi_rescan = gd->scsi_rescan,
+		.udevadm = gd->udevadm[0] ? gd->udevadm : NULL,
+	};
+}
+
+/* --- instances --- */
+
+struct target {
+	char instance[GCE_NAME_MAX + 1];
+	/* Copies: a new token (after a 401) replaces the strings they come from. */
+	char project[128], zone[GCE_NAME_MAX + 1];
+};
+
+static int target_of(struct gcepd *gd, const char *node, int64_t deadline_ms, struct target *t,
+		     struct gce_client **c, struct fv_err *err)
+{
+	gce_instance_name(node, t->instance, sizeof(t->instance));
+	if (!gce_valid_name(t->instance))
+		return fv_err_msg(err, EINVAL, "node name '%.80s' is not a GCE instance name", node);
+	if (!(*c = client(gd, deadline_ms, err)))
+		return err->code;
+	const char *project, *zone;
+	if (gce_client_scope(*c, &project, &zone, err) < 0)
+		return err->code;
+	if ((size_t)snprintf(t->project, sizeof(t->project), "%s", project) >= sizeof(t->project) ||
+	    (size_t)snprintf(t->zone, sizeof(t->zone), "%s", zone) >= sizeof(t->zone))
+		return fv_err_msg(err, ENAMETOOLONG, "project '%s' or zone '%s' is too long", project, zone);
+	return 0;
+}
+
+/* GET instances/<name>: 0 and *inst (caller decrefs); -ENOENT when the
+ * instance does not exist. */
+static int get_instance(struct gce_client *c, const struct target *t, json_t **inst, struct fv_err *err)
+{
+	char path[128], what[256];
+	snprintf(path, sizeof(path), "instances/%s", t->instance);
+	snprintf(what, sizeof(what), "reading instance %s", t->instance);
+	long status;
+	if (gce_call(c, "GET", path, NULL, (const long[]){404, 0}, what, &status, inst, NULL, 0, err) < 0)
+		return err->code;
+	if (status == 404) {
+		json_decref(*inst);
+		*inst = NULL;
+		return fv_err_msg(err, ENOENT,
+				  "there is no instance '%s' in project %s, zone %s (the node name must be its instance's "
+				  "name)",
+				  t->instance, t->project, t->zone);
+	}
+	return 0;
+}
+
+/* The disks[] entries of an instance that concern the volume. */
+struct attached {
+	json_t *by_device;   /* attached under our deviceName */
+	json_t *by_source;   /* our disk, under whatever deviceName */
+};
+
+static bool is_our_disk(json_t *entry, const struct volume *v, const struct target *t)
+{
+	char project[128], zone[64], name[GCE_NAME_MAX + 1];
+	const char *src = json_string_value(json_object_get(entry, "source"));
+	return v && gce_parse_link(src, "disks", project, sizeof(project), zone, sizeof(zone), name, sizeof(name)) &&
+	       !strcmp(name, v->pd) && !strcmp(zone, t->zone) && (!project[0] || !strcmp(project, t->project));
+}
+
+static void find_attached(json_t *inst, const char *dev, const struct volume *v, const struct target *t,
+			  struct attached *a)
+{
+	*a = (struct attached){0};
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(inst, "disks"), i, d)
+	{
+		const char *name = json_string_value(json_object_get(d, "deviceName"));
+		bool ours = is_our_disk(d, v, t);
+		if (name && !strcmp(name, dev)) {
+			a->by_device = d;
+			if (ours)
+				a->by_source = d;
+		} else if (ours && !a->by_source) {
+			a->by_source = d;
+		}
+	}
+}
+
+static const char *disk_of(json_t *entry, char *buf, size_t size)
+{
+	const char *src = json_string_value(json_object_get(entry, "source"));
+	if (!gce_parse_link(src, "disks", NULL, 0, NULL, 0, buf, size))
+		snprintf(buf, size, "%s", src ? src : "?");
+	return buf;
+}
+
+static const char *mode_of(json_t *entry)
+{
+	const char *m = json_string_value(json_object_get(entry, "mode"));
+	return m ? m : "READ_WRITE";
+}
+
+/* --- attach, detach, isattached (controller-manager) --- */
+
+static int reply_device(const struct gcepd *gd, const struct volume *v, struct fv_result *res, struct fv_err *err)
+{
+	/* udev's stable name; waitforattach checks it against the serial. */
+	if (asprintf(&res->device, "%s/google-%s", gd->device_dir, v->dev) < 0) {
+		res->device = NULL;
+		return fv_err_set(err, ENOMEM, "attach");
+	}
+	return 0;
+}
+
+/* "in use by another resource": 1 when that resource is this very instance
+ * (an attach of ours still in progress, which GCE reports this way), else the
+ * Failure naming the other instance. */
+static int in_use(const char *message, const struct volume *v, const struct target *t, struct fv_err *err)
+{
+	char project[128], zone[64], name[GCE_NAME_MAX + 1];
+	if (!gce_in_use_by(message, project, sizeof(project), zone, sizeof(zone), name, sizeof(name)))
+		return fv_err_msg(err, EBUSY, "GCE disk %s cannot be attached to instance %s: %s", v->pd, t->instance,
+				  message);
+	if (!strcmp(name, t->instance) && !strcmp(zone, t->zone))
+		return 1;
+	return fv_err_msg(err, EBUSY,
+			  "GCE disk %s is attached to another instance, %s (zone %s), and a disk in read-write use "
+			  "cannot be attached to a second one: detach it there first",
+			  v->pd, name, zone);
+}
+
+/* POST attachDisk and wait for its operation: 0 attached, 1 GCE says an
+ * attach to this instance is in progress (look again later), <0 Failure. */
+static int post_attach(struct gce_client *c, const struct volume *v, const struct target *t, struct fv_poll *p,
+		       struct fv_err *err)
+{
+	char rid[37], path[256], what[256], source[512], reason[64];
+	/* A requestId per POST: the HTTP client's retries of it (after a 5xx or
+	 * a lost answer) are then the same request to GCE, never a second attach. */
+	gce_request_id(rid);
+	snprintf(path, sizeof(path), "instances/%s/attachDisk?requestId=%s", t->instance, rid);
+	snprintf(what, sizeof(what), "attaching disk %s to instance %s", v->pd, t->instance);
+	snprintf(source, sizeof(source), "projects/%s/zones/%s/disks/%s", t->project, t->zone, v->pd);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", source, "deviceName", v->dev, "mode",
+				 v->readonly ? "READ_ONLY" : "READ_WRITE", "type", "PERSISTENT", "kind",
+				 "compute#attachedDisk");
+	if (!body)
+		return fv_err_set(err, ENOMEM, "attach");
+	long status;
+	json_t *op = NULL;
+	int rc = gce_call(c, "POST", path, body, (const long[]){400, 0}, what, &status, &op, reason, sizeof(reason), err);
+	json_decref(body);
+	if (rc < 0)
+		return rc;
+	if (status == 400) {
+		const char *msg = json_string_value(json_object_get(json_object_get(op, "error"), "message"));
+		if (!strcmp(reason, IN_USE_REASON) && msg) {
+			char copy[1024];
+			snprintf(copy, sizeof(copy), "%s", msg);
+			json_decref(op);
+			return in_use(copy, v, t, err);
+		}
+		json_decref(op);
+		return err->code; /* preset by gce_call: the 400's own message */
+	}
+	fv_log(LOG_INFO, "asked GCE to attach disk %s to instance %s as %s (%s, request %s)", v->pd, t->instance, v->dev,
+	       v->readonly ? "READ_ONLY" : "READ_WRITE", rid);
+	json_t *done = NULL;
+	rc = gce_wait_operation(c, op, p, what, &done, err);
+	json_decref(op);
+	if (rc < 0)
+		return rc;
+	char code[128], msg[768];
+	if (gce_op_error(done, code, sizeof(code), msg, sizeof(msg))) {
+		const char *name = json_string_value(json_object_get(done, "name"));
+		fv_log(LOG_WARNING, "attach operation %s ended with %s: %s", name ? name : "?", code, msg);
+		json_decref(done);
+		if (!strcmp(code, IN_USE_CODE))
+			return in_use(msg, v, t, err);
+		return fv_err_msg(err, EIO, "%s failed: %s: %s", what, code, msg);
+	}
+	json_decref(done);
+	return 0;
+}
+
+static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	struct gcepd *gd = ctx->data;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	struct fv_poll p;
+	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	struct gce_client *c;
+	struct target t;
+	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
+		return err->code;
+	bool posted = false;
+	for (;;) {
+		json_t *inst;
+		if (get_instance(c, &t, &inst, err) < 0)
+			return err->code;
+		struct attached a;
+		find_attached(inst, v.dev, &v, &t, &a);
+		char other[GCE_NAME_MAX + 64];
+		int rc = 0;
+		if (a.by_device && a.by_device != a.by_source) {
+			rc = fv_err_msg(err, EEXIST,
+					"instance %s already has a disk attached as '%s' (GCE disk %s), the device name of "
+					"PV %s: a PV name reused for another disk? Detach it first",
+					t.instance, v.dev, disk_of(a.by_device, other, sizeof(other)), v.pv);
+		} else if (a.by_device && !v.readonly && !strcmp(mode_of(a.by_device), "READ_ONLY")) {
+			rc = fv_err_msg(err, EROFS,
+					"GCE disk %s is attached to instance %s read-only, and the volume is read-write: "
+					"detach it first",
+					v.pd, t.instance);
+		} else if (a.by_device) {
+			json_decref(inst);
+			fv_log(LOG_NOTICE, "disk %s is attached to instance %s as %s%s in %ld ms", v.pd, t.instance, v.dev,
+			       posted ? "" : " already", fv_poll_elapsed_ms(&p));
+			return reply_device(gd, &v, res, err);
+		} else if (a.by_source) {
+			rc = fv_err_msg(err, EEXIST,
+					"GCE disk %s is attached to instance %s as '%s', not as '%s' (the device name of PV "
+					"%s): it was attached outside this driver; detach it first",
+					v.pd, t.instance, json_string_value(json_object_get(a.by_source, "deviceName")), v.dev,
+					v.pv);
+		}
+		json_decref(inst);
+		if (rc < 0)
+			return rc;
+		rc = post_attach(c, &v, &t, &p, err);
+		if (rc < 0)
+			return rc;
+		posted = true;
+		if (rc == 0) {
+			fv_log(LOG_NOTICE, "attached disk %s to instance %s as %s in %ld ms", v.pd, t.instance, v.dev,
+			       fv_poll_elapsed_ms(&p));
+			return reply_device(gd, &v, res, err);
+		}
+		/* An attach to this instance is in progress (an earlier call's, or
+		 * a lost answer's): wait for it within the same deadline. */
+		fv_log(LOG_INFO, "disk %s is being attached to instance %s by another operation: waiting", v.pd,
+		       t.instance);
+		int r = fv_poll_sleep(&p);
+		if (r == -EINTR)
+			return fv_err_msg(err, EINTR, "terminated by SIGTERM while attaching disk %s", v.pd);
+		if (r < 0)
+			return fv_err_msg(err, ETIMEDOUT,
+					  "GCE disk %s is still being attached to instance %s by another operation after "
+					  "%ld s ([" SECTION "] attach-timeout)",
+					  v.pd, t.instance, fv_poll_elapsed_ms(&p) / 1000);
+	}
+}
+
+/* A detach that lost a race: the device is already gone (another detach
+ * won), or the disk is busy with another operation. Look again. */
+static bool detach_race(const char *reason, const char *message)
+{
+	return !strcmp(reason, "resourceNotReady") || !strcmp(reason, "RESOURCE_NOT_READY") ||
+	       (message && strstr(message, "No attached disk"));
+}
+
+/* POST detachDisk and wait for its operation: 0 detached, 1 lost a race
+ * (look again), <0 Failure. */
+static int post_detach(struct gce_client *c, const char *dev, const char *disk, const struct target *t,
+		       struct fv_poll *p, struct fv_err *err)
+{
+	char rid[37], path[256], what[256], reason[64];
+	gce_request_id(rid);
+	snprintf(path, sizeof(path), "instances/%s/detachDisk?deviceName=%s&requestId=%s", t->instance, dev, rid);
+	snprintf(what, sizeof(what), "detaching disk %s (%s) from instance %s", disk, dev, t->instance);
+	long status;
+	json_t *op = NULL;
+	int rc = gce_call(c, "POST", path, NULL, (const long[]){400, 0}, what, &status, &op, reason, sizeof(reason), err);
+	if (rc < 0)
+		return rc;
+	if (status == 400) {
+		const char *msg = json_string_value(json_object_get(json_object_get(op, "error"), "message"));
+		bool race = detach_race(reason, msg);
+		json_decref(op);
+		return race ? 1 : err->code; /* err: preset by gce_call */
+	}
+	fv_log(LOG_INFO, "asked GCE to detach %s (disk %s) from instance %s (request %s)", dev, disk, t->instance, rid);
+	json_t *done = NULL;
+	rc = gce_wait_operation(c, op, p, what, &done, err);
+	json_decref(op);
+	if (rc < 0)
+		return rc;
+	char code[128], msg[768];
+	bool failed = gce_op_error(done, code, sizeof(code), msg, sizeof(msg));
+	const char *name = json_string_value(json_object_get(done, "name"));
+	if (failed)
+		fv_log(LOG_WARNING, "detach operation %s ended with %s: %s", name ? name : "?", code, msg);
+	json_decref(done);
+	if (!failed)
+		return 0;
+	fv_err_msg(err, EIO, "%s failed: %s: %s", what, code, msg);
+	return detach_race(code, msg) ? 1 : err->code;
+}
+
+static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)res;
+	struct gcepd *gd = ctx->data;
+	char dev[GCE_NAME_MAX + 1];
+	if (gce_device_name(call->volume_name, dev, sizeof(dev), err) < 0)
+		return err->code;
+	struct fv_poll p;
+	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	struct gce_client *c;
+	struct target t;
+	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
+		return err->code;
+	bool posted = false;
+	for (;;) {
+		json_t *inst;
+		int rc = get_instance(c, &t, &inst, err);
+		if (rc == -ENOENT) {
+			/* The instance is gone, and with it every attachment. */
+			fv_log(LOG_WARNING, "detach of PV %s: %s; treating it as detached", call->volume_name, err->msg);
+			*err = (struct fv_err){0};
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		struct attached a;
+		find_attached(inst, dev, NULL, &t, &a);
+		char disk[GCE_NAME_MAX + 64];
+		if (a.by_device)
+			disk_of(a.by_device, disk, sizeof(disk));
+		json_decref(inst);
+		if (!a.by_device) {
+			if (posted)
+				fv_log(LOG_NOTICE, "detached %s (PV %s) from instance %s in %ld ms", dev, call->volume_name,
+				       t.instance, fv_poll_elapsed_ms(&p));
+			else
+				fv_log(LOG_INFO, "nothing is attached as %s (PV %s) to instance %s: nothing to detach", dev,
+				       call->volume_name, t.instance);
+			*err = (struct fv_err){0};
+			return 0;
+		}
+		rc = post_detach(c, dev, disk, &t, &p, err);
+		if (rc < 0)
+			return rc;
+		posted = true;
+		if (rc == 0) {
+			fv_log(LOG_NOTICE, "detached disk %s (%s, PV %s) from instance %s in %ld ms", disk, dev,
+			       call->volume_name, t.instance, fv_poll_elapsed_ms(&p));
+			return 0;
+		}
+		struct fv_err last = *err;
+		int r = fv_poll_sleep(&p);
+		if (r == -EINTR)
+			return fv_err_msg(err, EINTR, "terminated by SIGTERM while detaching disk %s", disk);
+		if (r < 0) {
+			*err = last;
+			return fv_err_prefix(err, "GCE disk %s is still attached to instance %s after %ld s", disk,
+					     t.instance, fv_poll_elapsed_ms(&p) / 1000);
+		}
+	}
+}
+
+static int gcepd_isattached(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			    struct fv_err *err)
+{
+	struct gcepd *gd = ctx->data;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	struct gce_client *c;
+	struct target t;
+	if (target_of(gd, call->node, fv_now_ms() + gd->attach_timeout_s * 1000, &t, &c, err) < 0)
+		return err->code;
+	json_t *inst;
+	int rc = get_instance(c, &t, &inst, err);
+	if (rc == -ENOENT) {
+		*err = (struct fv_err){0};
+		res->attached = false;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	struct attached a;
+	find_attached(inst, v.dev, &v, &t, &a);
+	/* Only under our device name: anything else waitforattach would not find. */
+	res->attached = a.by_device && a.by_device == a.by_source;
+	json_decref(inst);
+	return 0;
+}
+
+/* --- the node --- */
+
+static int gcepd_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			       struct fv_err *err)
+{
+	struct gcepd *gd = ctx->data;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	struct disk_names names;
+	disk_names(v.dev, &names);
+	long timeout_s = gd->attach_timeout_s < MAX_WAITFORATTACH_S ? gd->attach_timeout_s : MAX_WAITFORATTACH_S;
+	struct fv_devwait w = devwait_for(gd, &names, timeout_s * 1000);
+	if (w.rescan_after_ms > timeout_s * 500)
+		w.rescan_after_ms = timeout_s * 500; /* a short timeout still gets one rescan */
+	struct fv_devwait_result r;
+	if (fv_devwait_wait(&w, &r, err) < 0)
+		return fv_err_prefix(err, "GCE disk %s (device name %s)", v.pd, v.dev);
+	if (call->device && *call->device && strcmp(call->device, r.path))
+		fv_log(LOG_INFO, "disk %s: attach suggested %s, the disk is %s", v.pd, call->device, r.path);
+	res->device = strdup(r.path);
+	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
+}
+
+/* The volume's disk, found again by serial and checked against the path
+ * kubelet passed: a stale path must never be formatted or mounted. */
+static int verified_disk(struct gcepd *gd, const struct volume *v, const char *device, char *dev, size_t size,
+			 struct fv_devwait_result *r, struct fv_err *err)
+{
+	struct disk_names names;
+	disk_names(v->dev, &names);
+	struct fv_devwait w = devwait_for(gd, &names, 0);
+	if (fv_devwait_verify(&w, device, r, err) < 0)
+		return fv_err_prefix(err, "GCE disk %s (device name %s)", v->pd, v->dev);
+	errno = 0;
+	if (!realpath(r->path, dev) || strlen(dev) >= size)
+		return fv_err_set(err, errno ? errno : ENAMETOOLONG, "cannot resolve '%s'", r->path);
+	return 0;
+}
+
+static int gcepd_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			     struct fv_err *err)
+{
+	(void)res;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	char dev[PATH_MAX];
+	struct fv_devwait_result r;
+	if (verified_disk(ctx->data, &v, call->device, dev, sizeof(dev), &r, err) < 0)
+		return err->code;
+	return fv_block_mount_device(dev, call->dir, v.fstype, v.readonly, err);
+}
+
+static int gcepd_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			       struct fv_err *err)
+{
+	(void)ctx, (void)res;
+	int m = fv_is_mountpoint(call->dir, err);
+	if (m <= 0)
+		return m == -ENOENT ? 0 : m;
+	return fv_unmount(call->dir, err);
+}
+
+static int gcepd_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)ctx, (void)res;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	return fv_mount_pod_from_global(call->dir, v.readonly, err);
+}
+
+static int gcepd_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)ctx, (void)res;
+	return fv_unmount(call->dir, err);
+}
+
+/* --- resizing --- */
+
+static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			      struct fv_err *err)
+{
+	struct gcepd *gd = ctx->data;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	/* PD sizes are whole GB, and GCE's GB is 2^30 bytes. */
+	unsigned long long want = (call->new_size + GIB - 1) / GIB;
+	if (!want)
+		return fv_err_msg(err, EINVAL, "new size %llu is not a size", (unsigned long long)call->new_size);
+	struct fv_poll p;
+	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	struct gce_client *c = client(gd, p.deadline_ms, err);
+	if (!c)
+		return err->code;
+	char path[256], what[256];
+	snprintf(path, sizeof(path), "disks/%s", v.pd);
+	snprintf(what, sizeof(what), "reading disk %s", v.pd);
+	for (bool asked = false;; asked = true) {
+		long status;
+		json_t *disk = NULL;
+		if (gce_call(c, "GET", path, NULL, (const long[]){404, 0}, what, &status, &disk, NULL, 0, err) < 0)
+			return err->code;
+		long long size = gce_size_gb(disk);
+		json_decref(disk);
+		if (status == 404)
+			return fv_err_msg(err, ENOENT, "GCE disk %s does not exist", v.pd);
+		if (size < 0)
+			return fv_err_msg(err, EPROTO, "%s: no sizeGb in the answer", what);
+		if ((unsigned long long)size >= want) {
+			res->new_size = (uint64_t)size * GIB;
+			if (asked)
+				fv_log(LOG_NOTICE, "resized disk %s to %lld GB in %ld ms", v.pd, size, fv_poll_elapsed_ms(&p));
+			return 0;
+		}
+		if (asked)
+			return fv_err_msg(err, EIO, "GCE disk %s is still %lld GB after resizing it to %llu GB", v.pd, size,
+					  want);
+		char rid[37], rpath[256], rwhat[256], sz[32], code[128], msg[768];
+		gce_request_id(rid);
+		snprintf(rpath, sizeof(rpath), "disks/%s/resize?requestId=%s", v.pd, rid);
+		snprintf(rwhat, sizeof(rwhat), "resizing disk %s from %lld to %llu GB", v.pd, size, want);
+		snprintf(sz, sizeof(sz), "%llu", want); /* an int64 travels as a string */
+		json_t *body = json_pack("{s:s}", "sizeGb", sz);
+		json_t *op = NULL, *done = NULL;
+		int rc = body ? gce_call(c, "POST", rpath, body, NULL, rwhat, &status, &op, NULL, 0, err)
+			      : fv_err_set(err, ENOMEM, "expandvolume");
+		json_decref(body);
+		if (rc == 0)
+			rc = gce_wait_operation(c, op, &p, rwhat, &done, err);
+		json_decref(op);
+		if (rc < 0)
+			return rc;
+		bool failed = gce_op_error(done, code, sizeof(code), msg, sizeof(msg));
+		json_decref(done);
+		if (failed)
+			return fv_err_msg(err, EIO, "%s failed: %s: %s", rwhat, code, msg);
+	}
+}
+
+/* A SCSI disk learns its new capacity only when asked. */
+static void rescan_capacity(const struct gcepd *gd, const char *kname)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/block/%s/device/rescan", gd->sysfs_root, kname);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) != 1)
+		fv_log(LOG_WARNING, "cannot rescan the capacity of %s: %m", kname);
+	close(fd);
+}
+
+static int gcepd_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			  struct fv_err *err)
+{
+	(void)res;
+	struct gcepd *gd = ctx->data;
+	struct volume v;
+	if (parse_volume(call->opts, &v, err) < 0)
+		return err->code;
+	char dev[PATH_MAX];
+	struct fv_devwait_result r;
+	if (verified_disk(gd, &v, call->device, dev, sizeof(dev), &r, err) < 0)
+		return err->code;
+	rescan_capacity(gd, r.kname);
+	enum fv_block_content content;
+	_cleanup_free_ char *fstype = NULL;
+	if (fv_block_probe(dev, &content, &fstype, err) < 0)
+		return err->code;
+	if (content != FV_BLOCK_FILESYSTEM)
+		return fv_err_msg(err, EINVAL, "device %s has no file system to grow", dev);
+	char tool[64];
+	if (!strcmp(fstype, "ext4")) {
+		if (fv_tool_path("resize2fs", "e2fsprogs", tool, sizeof(tool), err) < 0)
+			return err->code;
+		/* Online: ext4 grows while mounted. */
+		const char *argv[] = {tool, dev, NULL};
+		if (fv_run(argv, 10L * 60 * 1000, NULL, err) < 0)
+			return err->code;
+	} else if (!strcmp(fstype, "xfs")) {
+		if (fv_tool_path("xfs_growfs", "xfsprogs", tool, sizeof(tool), err) < 0)
+			return err->code;
+		/* xfs grows through its mount point only. */
+		int m = fv_is_mountpoint(call->dir, err);
+		if (m < 0)
+			return m;
+		if (!m)
+			return fv_err_msg(err, EINVAL, "xfs on %s can only grow while mounted, and '%s' is not mounted", dev,
+					  call->dir);
+		const char *argv[] = {tool, "--", call->dir, NULL};
+		if (fv_run(argv, 10L * 60 * 1000, NULL, err) < 0)
+			return err->code;
+	} else {
+		return fv_err_msg(err, EINVAL, "cannot grow a %s file system: only ext4 and xfs", fstype);
+	}
+	fv_log(LOG_NOTICE, "grew the %s file system of disk %s on %s", fstype, v.pd, dev);
+	return 0;
+}
+
+static const struct fv_provider gcepd_provider = {
+	.name = "gcepd",
+	.summary = "Google Compute Engine persistent disks, attached under a device name derived from the PV name.",
+	.help = "Options (flexVolume.options):\n"
+		"  pdName    required; the GCE persistent disk's name (in the configured zone)\n"
+		"  fsType    ext4 (default) or xfs; a blank disk is formatted on first mount\n"
+		"Configuration ([" SECTION "] in gcepd.conf):\n"
+		"  project, zone      default: from the metadata server (project also from the key file)\n"
+		"  credentials-file   a service-account JSON key (mode 0600; JWT-bearer flow);\n"
+		"                     default: the metadata server's service-account token\n"
+		"  metadata-url = " GCE_DEFAULT_METADATA_URL " (or $GCE_METADATA_HOST)\n"
+		"  compute-endpoint = " GCE_DEFAULT_COMPUTE_ENDPOINT "\n"
+		"  attach-timeout = 300 (s), device-dir = " DEFAULT_DEVICE_DIR ", sysfs-root = /sys,\n"
+		"  scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
+		"  ca-file, http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
+		"  token-margin = 60 (s)\n"
+		"See docs/gcepd.md.\n",
+	.capabilities = gcepd_capabilities,
+	.setup = gcepd_setup,
+	.teardown = gcepd_teardown,
+	.attach = gcepd_attach,
+	.detach = gcepd_detach,
+	.isattached = gcepd_isattached,
+	.waitforattach = gcepd_waitforattach,
+	.mountdevice = gcepd_mountdevice,
+	.unmountdevice = gcepd_unmountdevice,
+	.mount = gcepd_mount,
+	.unmount = gcepd_unmount,
+	.expandvolume = gcepd_expandvolume,
+	.expandfs = gcepd_expandfs,
+};
+
+int main(int argc, char **argv)
+{
+	return fv_main(&gcepd_provider, argc, argv);
+}

@@ -1,0 +1,112 @@
+"""The cinder driver with real hot-plugged disks, real udev and a real kernel.
+
+Split as in a cluster, with no network between host and guest:
+
+* host = the cloud and the controller-manager: the fake OpenStack
+  (tests/fakes/openstack.py) on 127.0.0.1, and the driver's attach, detach,
+  isattached and expandvolume against it. When an attach completes, the fake
+  hot-plugs the volume's image into the guest as a virtio-blk disk whose
+  serial is the first 20 characters of the volume ID, as Nova does on KVM
+  (VMNode: QMP device_add / device_del / block_resize).
+* guest = the node: the kubelet's waitforattach, mountdevice, mount, unmount,
+  unmountdevice and expandfs (tests/integration/cinder_node.py, using the
+  same harness), finding the disk through the by-id link the guest's udev
+  made. The guest's cinder.conf has no credentials: node calls need none.
+"""
+import json
+import os
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from cinder_helpers import CinderCloud, ResizableVMNode, opts  # noqa: E402
+
+NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "cinder_node.py")
+GIB = 1 << 30
+
+
+def node(guest, **args):
+    """One step of the guest's kubelet; its JSON summary."""
+    args.setdefault("build", os.environ.get("FLEXVOL_BUILD", "build"))
+    rc, out = guest.run(["/usr/bin/python3", NODE_SCRIPT, json.dumps(args)], timeout=240)
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def cloud(guest, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cinder-vm")
+    c = CinderCloud(tmp, node=ResizableVMNode(guest, str(tmp / "images")),
+                    flexvol={"device-dir": "/dev/disk/by-id", "attach-timeout": "120"})
+    setup = node(guest, step="setup", flexvol={"attach-timeout": 120, "rescan-after": 15})
+    assert setup["init"]["status"] == "Success"
+    yield c
+    c.close()
+    assert not c.fake.errors, "\n".join(c.fake.errors)
+
+
+def attach(cloud, spec, vid, node_name="node-1"):
+    t0 = time.monotonic()
+    a = cloud.kubelets[node_name].attach(spec, opts(vid))
+    return a, time.monotonic() - t0
+
+
+def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
+    vid = cloud.volume(size=1)
+    a, took = attach(cloud, "pv-vm", vid)
+    assert a.status == "Success", a
+    assert a.json["device"] == "/dev/disk/by-id/virtio-" + vid[:20]
+    m = node(guest, step="mount", spec="pv-vm", volume=vid, device=a.json["device"], write="from the guest")
+    assert m["waitforattach"]["status"] == "Success", m
+    assert m["waitforattach"]["device"] == "/dev/disk/by-id/virtio-" + vid[:20], "udev's link, found by serial"
+    assert m["realpath"].startswith("/dev/vd") and m["serial"] == vid[:20], m
+    assert m["mountdevice"]["status"] == "Success" and m["mount"]["status"] == "Success", m
+    assert m["fstype"] == "ext4" and m["read"] == "from the guest", m
+    print("attach %.2f s (host), waitforattach %.2f s (guest, udev included)" % (took, m["waitforattach_s"]))
+
+    r = cloud.kubelets["node-2"].attach("pv-vm", opts(vid))
+    assert r.status == "Failure" and cloud.servers["node-1"] in r.message, r
+
+    u = node(guest, step="unmount", spec="pv-vm")
+    assert u["unmount"]["status"] == "Success" and u["unmountdevice"]["status"] == "Success", u
+    d = cloud.kubelet.detach("pv-vm")
+    assert d.status == "Success", d
+    assert cloud.state(vid)["status"] == "available"
+    w = node(guest, step="mount", spec="pv-vm", volume=vid)
+    assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
+
+    # Attached again (after the controller lost its state): same data.
+    for name in os.listdir(cloud.run_dir):
+        if name == "cinder":
+            import shutil
+            shutil.rmtree(os.path.join(cloud.run_dir, name))
+    a, _ = attach(cloud, "pv-vm", vid)
+    assert a.status == "Success", a
+    m = node(guest, step="mount", spec="pv-vm", volume=vid, device=a.json["device"])
+    assert m["mountdevice"]["status"] == "Success" and m["read"] == "from the guest", m
+    assert node(guest, step="unmount", spec="pv-vm")["unmountdevice"]["status"] == "Success"
+    assert cloud.kubelet.detach("pv-vm").status == "Success"
+    assert cloud.state(vid)["status"] == "available"
+
+
+def test_online_expand_of_ext4(guest, cloud):
+    vid = cloud.volume(size=1)
+    a, _ = attach(cloud, "pv-grow", vid)
+    assert a.status == "Success", a
+    m = node(guest, step="mount", spec="pv-grow", volume=vid, device=a.json["device"], write="before")
+    assert m["mount"]["status"] == "Success", m
+    before = m["fs_bytes"]
+    k = cloud.kubelet
+    j = __import__("kubelet").go_json(k.options("pv-grow", opts(vid), "ext4"))
+    r = cloud.driver.call("expandvolume", j, "flexvol/cinder/mounts/pv-grow", str(2 * GIB), str(GIB))
+    assert r.status == "Success", r
+    assert cloud.state(vid)["size"] == 2
+    e = node(guest, step="expandfs", spec="pv-grow", volume=vid, new_size=2 * GIB, old_size=GIB)
+    assert [x["status"] for x in e["expandfs"]] == ["Success", "Success"], e
+    assert e["fs_bytes"] > before * 1.8, (before, e["fs_bytes"])
+    assert node(guest, step="unmount", spec="pv-grow")["unmountdevice"]["status"] == "Success"
+    assert cloud.kubelet.detach("pv-grow").status == "Success"

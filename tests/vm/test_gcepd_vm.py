@@ -1,0 +1,137 @@
+"""The gcepd driver with real hot-plugged disks, real udev and a real kernel.
+
+Split as in a cluster, with no network between host and guest, as in
+tests/vm/test_cinder_vm.py:
+
+* host = the cloud and the controller-manager: the fake GCE
+  (tests/fakes/gce.py) on 127.0.0.1, and the driver's attach, detach,
+  isattached and expandvolume against it. When an attachDisk operation
+  completes, the fake hot-plugs the disk's image into the guest as a
+  virtio-blk disk whose serial is the deviceName (VMNode: QMP device_add /
+  device_del / block_resize).
+* guest = the node: the kubelet's waitforattach, mountdevice, mount, unmount,
+  unmountdevice and expandfs (tests/integration/gcepd_node.py, using the same
+  harness). With GCE's udev rule installed the guest's udev makes
+  /dev/disk/by-id/google-<deviceName>; without it the driver finds the disk
+  by its serial in /sys/block. The guest's gcepd.conf has no credentials.
+"""
+import json
+import os
+import shutil
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from gcepd_helpers import GCECloud, ResizableVMNode, go_json, opts  # noqa: E402
+
+NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "gcepd_node.py")
+GIB = 1 << 30
+BY_ID = "/dev/disk/by-id"
+
+
+def node(guest, **args):
+    """One step of the guest's kubelet; its JSON summary."""
+    args.setdefault("build", os.environ.get("FLEXVOL_BUILD", "build"))
+    rc, out = guest.run(["/usr/bin/python3", NODE_SCRIPT, json.dumps(args)], timeout=240)
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def setup_node(guest, google_links=True):
+    s = node(guest, step="setup", google_links=google_links,
+             gcepd={"attach-timeout": 120, "rescan-after": 15, "device-dir": BY_ID})
+    assert s["init"]["status"] == "Success" and s["udev_reload"] == 0, s
+
+
+@pytest.fixture(scope="module")
+def cloud(guest, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gcepd-vm")
+    c = GCECloud(tmp, node=ResizableVMNode(guest, str(tmp / "images")),
+                 gcepd={"device-dir": BY_ID, "attach-timeout": "120"})
+    setup_node(guest)
+    yield c
+    c.close()
+    assert not c.fake.errors, "\n".join(c.fake.errors)
+
+
+def attach(cloud, spec, pd, node_name="node-1"):
+    t0 = time.monotonic()
+    a = cloud.kubelets[node_name].attach(spec, opts(pd))
+    return a, time.monotonic() - t0
+
+
+def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
+    pd = cloud.disk("pd-vm")
+    a, took = attach(cloud, "pv-vm", pd)
+    assert a.status == "Success", a
+    assert a.json["device"] == BY_ID + "/google-pv-vm"
+    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"], write="from the guest")
+    assert m["waitforattach"]["status"] == "Success", m
+    assert m["waitforattach"]["device"] == BY_ID + "/google-pv-vm", "udev's link, checked against the serial"
+    assert m["realpath"].startswith("/dev/vd") and m["serial"] == "pv-vm", m
+    assert m["mountdevice"]["status"] == "Success" and m["mount"]["status"] == "Success", m
+    assert m["fstype"] == "ext4" and m["read"] == "from the guest", m
+    print("attach %.2f s (host), waitforattach %.2f s (guest, udev included)" % (took, m["waitforattach_s"]))
+
+    r = cloud.kubelets["node-2"].attach("pv-vm", opts(pd))
+    assert r.status == "Failure" and "node-1" in r.message, r
+    assert cloud.kubelet.is_attached("pv-vm", opts(pd)).json["attached"] is True
+
+    u = node(guest, step="unmount", spec="pv-vm")
+    assert u["unmount"]["status"] == "Success" and u["unmountdevice"]["status"] == "Success", u
+    # The controller lost its state (restart, failover): detach needs none.
+    shutil.rmtree(cloud.run_dir)
+    d = cloud.kubelet.detach("pv-vm")
+    assert d.status == "Success", d
+    assert cloud.attached() == {}
+    w = node(guest, step="mount", spec="pv-vm", pd=pd)
+    assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
+
+    a, _ = attach(cloud, "pv-vm", pd)
+    assert a.status == "Success", a
+    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"])
+    assert m["mountdevice"]["status"] == "Success" and m["read"] == "from the guest", m
+    assert node(guest, step="unmount", spec="pv-vm")["unmountdevice"]["status"] == "Success"
+    assert cloud.kubelet.detach("pv-vm").status == "Success"
+    assert cloud.attached() == {}
+
+
+def test_online_expand_of_ext4(guest, cloud):
+    pd = cloud.disk("pd-grow", size_gb=1)
+    a, _ = attach(cloud, "pv-grow", pd)
+    assert a.status == "Success", a
+    m = node(guest, step="mount", spec="pv-grow", pd=pd, device=a.json["device"], write="before")
+    assert m["mount"]["status"] == "Success", m
+    before = m["fs_bytes"]
+    k = cloud.kubelet
+    j = go_json(k.options("pv-grow", opts(pd), "ext4"))
+    r = cloud.driver.call("expandvolume", j, "flexvol/gcepd/mounts/pv-grow", str(2 * GIB), str(GIB))
+    assert r.status == "Success", r
+    assert cloud.fake.disk(pd)["sizeGb"] == "2"
+    e = node(guest, step="expandfs", spec="pv-grow", pd=pd, device=a.json["device"], new_size=2 * GIB,
+             old_size=GIB)
+    assert [x["status"] for x in e["expandfs"]] == ["Success", "Success"], e
+    assert e["fs_bytes"] > before * 1.8, (before, e["fs_bytes"])
+    assert node(guest, step="unmount", spec="pv-grow")["unmountdevice"]["status"] == "Success"
+    assert cloud.kubelet.detach("pv-grow").status == "Success"
+
+
+def test_found_by_serial_without_gce_udev_rules(guest, cloud):
+    """A node image without GCE's guest environment: no google-* links."""
+    setup_node(guest, google_links=False)
+    try:
+        pd = cloud.disk("pd-serial")
+        a, _ = attach(cloud, "pv-serial", pd)
+        assert a.status == "Success", a
+        m = node(guest, step="mount", spec="pv-serial", pd=pd, device=a.json["device"], write="x")
+        assert m["waitforattach"]["status"] == "Success", m
+        assert m["waitforattach"]["device"].startswith("/dev/vd") and m["serial"] == "pv-serial", m
+        assert m["mountdevice"]["status"] == "Success" and m["read"] == "x", m
+        assert node(guest, step="unmount", spec="pv-serial")["unmountdevice"]["status"] == "Success"
+        assert cloud.kubelet.detach("pv-serial").status == "Success"
+    finally:
+        setup_node(guest)
