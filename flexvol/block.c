@@ -189,3 +189,39 @@ int fv_block_mount_device(const char *device, const char *target, const char *fs
 	}
 	return fv_mount_fs(device, target, found ? found : want, readonly ? "ro" : "rw", err);
 }
+
+int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *err)
+{
+	enum fv_block_content content;
+	_cleanup_free_ char *fstype = NULL;
+	if (fv_block_probe(device, &content, &fstype, err) < 0)
+		return err->code;
+	if (content != FV_BLOCK_FILESYSTEM)
+		return fv_err_msg(err, EINVAL, "device %s has no file system to grow", device);
+	char tool[64];
+	if (!strcmp(fstype, "ext4")) {
+		if (fv_tool_path("resize2fs", "e2fsprogs", tool, sizeof(tool), err) < 0)
+			return err->code;
+		/* Online: ext4 grows while mounted. */
+		const char *argv[] = {tool, device, NULL};
+		if (fv_run(argv, MKFS_TIMEOUT_MS, NULL, err) < 0)
+			return err->code;
+	} else if (!strcmp(fstype, "xfs")) {
+		if (fv_tool_path("xfs_growfs", "xfsprogs", tool, sizeof(tool), err) < 0)
+			return err->code;
+		/* xfs grows through its mount point only. */
+		int m = fv_is_mountpoint(mount_dir, err);
+		if (m < 0)
+			return m;
+		if (!m)
+			return fv_err_msg(err, EINVAL, "xfs on %s can only grow while mounted, and '%s' is not mounted",
+					  device, mount_dir);
+		const char *argv[] = {tool, "--", mount_dir, NULL};
+		if (fv_run(argv, MKFS_TIMEOUT_MS, NULL, err) < 0)
+			return err->code;
+	} else {
+		return fv_err_msg(err, EINVAL, "cannot grow a %s file system, only ext4 and xfs", fstype);
+	}
+	fv_log(LOG_NOTICE, "grew the %s file system on %s", fstype, device);
+	return 0;
+}

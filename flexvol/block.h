@@ -24,3 +24,7 @@ int fv_block_mount_device(const char *device, const char *target, const char *fs
 
 /* The device number behind a block device path (st_rdev). */
 int fv_block_devno(const char *device, dev_t *devno, struct fv_err *err);
+
+/* The expandfs step: grows the ext4 (online, through the device) or xfs
+ * (through its mount point, mount_dir) file system on device to fill it. */
+int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *err);

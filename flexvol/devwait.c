@@ -348,3 +348,15 @@ int fv_devwait_verify(const struct fv_devwait *w, const char *device, struct fv_
 				  major(devno), minor(devno), r->path, r->kname, major(r->devno), minor(r->devno));
 	return 0;
 }
+
+void fv_devwait_rescan_capacity(const char *sysfs_root, const char *kname)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/block/%s/device/rescan", sysfs_root ? sysfs_root : "/sys", kname);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) != 1)
+		fv_log(LOG_WARNING, "cannot rescan the capacity of %s: %m", kname);
+	close(fd);
+}

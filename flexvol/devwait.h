@@ -71,3 +71,7 @@ int fv_devwait_serial(const char *sysfs_root, const char *kname, char *buf, size
 /* Writes "- - -" to every <sysfs_root>/class/scsi_host/<host>/scan; returns the
  * number of hosts asked. Errors are logged, never fatal. */
 int fv_devwait_scsi_rescan(const char *sysfs_root);
+
+/* Asks a SCSI disk to re-read its capacity after the cloud grew it (virtio-blk
+ * is told by the hypervisor). Best effort: a failure is only logged. */
+void fv_devwait_rescan_capacity(const char *sysfs_root, const char *kname);

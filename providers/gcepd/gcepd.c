@@ -706,19 +706,6 @@ static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, st
 	}
 }
 
-/* A SCSI disk learns its new capacity only when asked. */
-static void rescan_capacity(const struct gcepd *gd, const char *kname)
-{
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/block/%s/device/rescan", gd->sysfs_root, kname);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "1", 1) != 1)
-		fv_log(LOG_WARNING, "cannot rescan the capacity of %s: %m", kname);
-	close(fd);
-}
-
 static int gcepd_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			  struct fv_err *err)
 {
@@ -731,38 +718,9 @@ static int gcepd_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct
 	struct fv_devwait_result r;
 	if (verified_disk(gd, &v, call->device, dev, sizeof(dev), &r, err) < 0)
 		return err->code;
-	rescan_capacity(gd, r.kname);
-	enum fv_block_content content;
-	_cleanup_free_ char *fstype = NULL;
-	if (fv_block_probe(dev, &content, &fstype, err) < 0)
-		return err->code;
-	if (content != FV_BLOCK_FILESYSTEM)
-		return fv_err_msg(err, EINVAL, "device %s has no file system to grow", dev);
-	char tool[64];
-	if (!strcmp(fstype, "ext4")) {
-		if (fv_tool_path("resize2fs", "e2fsprogs", tool, sizeof(tool), err) < 0)
-			return err->code;
-		/* Online: ext4 grows while mounted. */
-		const char *argv[] = {tool, dev, NULL};
-		if (fv_run(argv, 10L * 60 * 1000, NULL, err) < 0)
-			return err->code;
-	} else if (!strcmp(fstype, "xfs")) {
-		if (fv_tool_path("xfs_growfs", "xfsprogs", tool, sizeof(tool), err) < 0)
-			return err->code;
-		/* xfs grows through its mount point only. */
-		int m = fv_is_mountpoint(call->dir, err);
-		if (m < 0)
-			return m;
-		if (!m)
-			return fv_err_msg(err, EINVAL, "xfs on %s can only grow while mounted, and '%s' is not mounted", dev,
-					  call->dir);
-		const char *argv[] = {tool, "--", call->dir, NULL};
-		if (fv_run(argv, 10L * 60 * 1000, NULL, err) < 0)
-			return err->code;
-	} else {
-		return fv_err_msg(err, EINVAL, "cannot grow a %s file system: only ext4 and xfs", fstype);
-	}
-	fv_log(LOG_NOTICE, "grew the %s file system of disk %s on %s", fstype, v.pd, dev);
+	fv_devwait_rescan_capacity(gd->sysfs_root, r.kname);
+	if (fv_block_grow_fs(dev, call->dir, err) < 0)
+		return fv_err_prefix(err, "disk %s", v.pd);
 	return 0;
 }
 
