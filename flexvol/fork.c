@@ -1,4 +1,5 @@
 #include "fork.h"
+#include "run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,23 +116,8 @@ int fv_fork_run(const char *what, fv_fork_fn fn, void *arg, void *out, size_t ou
 
 	/* The report arrives as the child exits; EOF without one means it died. */
 	int64_t deadline = fv_now_ms() + timeout_ms;
-	bool ready = false, timed_out = false, terminated = false;
-	while (!ready) {
-		int64_t left = deadline - fv_now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		if (fv_terminated()) {
-			terminated = true;
-			break;
-		}
-		struct pollfd pfd = {.fd = rd, .events = POLLIN};
-		int n = poll(&pfd, 1, left > 200 ? 200 : (int)left);
-		if (n < 0 && errno != EINTR)
-			break;
-		ready = n > 0;
-	}
+	enum fv_wait w = fv_wait_readable(rd, deadline);
+	bool ready = w == FV_WAIT_READY, timed_out = w == FV_WAIT_TIMEOUT, terminated = w == FV_WAIT_TERMINATED;
 	struct report r = {.rc = -EIO};
 	bool got = ready && read_all(rd, &r, sizeof(r)) && (r.rc < 0 || read_all(rd, out, outsize));
 	int status = 0;

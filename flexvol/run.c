@@ -71,6 +71,23 @@ static const char *last_line(char *out)
 	return nl ? nl + 1 : out;
 }
 
+enum fv_wait fv_wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - fv_now_ms();
+		if (left <= 0)
+			return FV_WAIT_TIMEOUT;
+		if (fv_terminated())
+			return FV_WAIT_TERMINATED;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, left > 200 ? 200 : (int)left);
+		if (n > 0)
+			return FV_WAIT_READY;
+		if (n < 0 && errno != EINTR)
+			return FV_WAIT_ERROR;
+	}
+}
+
 static void kill_group(pid_t pid)
 {
 	kill(-pid, SIGKILL);
@@ -111,21 +128,11 @@ int fv_run(const char *const argv[], long timeout_ms, char **output, struct fv_e
 	int64_t deadline = fv_now_ms() + timeout_ms;
 	bool timed_out = false, terminated = false;
 	for (bool open = true; open;) {
-		int64_t left = deadline - fv_now_ms();
-		if (left <= 0) {
-			timed_out = true;
+		enum fv_wait w = fv_wait_readable(rd, deadline);
+		timed_out = w == FV_WAIT_TIMEOUT;
+		terminated = w == FV_WAIT_TERMINATED;
+		if (w != FV_WAIT_READY)
 			break;
-		}
-		if (fv_terminated()) {
-			terminated = true;
-			break;
-		}
-		struct pollfd p = {.fd = rd, .events = POLLIN};
-		int n = poll(&p, 1, left > 200 ? 200 : (int)left);
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n <= 0)
-			continue;
 		char chunk[4096];
 		ssize_t r = read(rd, chunk, sizeof(chunk));
 		if (r > 0)

@@ -4,6 +4,7 @@
  * pipe); its own process group, killed whole when the deadline passes. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 #include "err.h"
 
 /* Finds a tool in the system directories (not $PATH, which kubelet sets).
@@ -15,3 +16,8 @@ int fv_tool_path(const char *name, const char *package, char *buf, size_t size, 
  * status 0; otherwise an error quoting the last line of the output. When
  * output is not NULL it receives everything the child printed (caller frees). */
 int fv_run(const char *const argv[], long timeout_ms, char **output, struct fv_err *err);
+
+/* Waits until fd is readable, the deadline (fv_now_ms() time) passes, or
+ * SIGTERM arrives; wakes at least every 200 ms to notice the signal. */
+enum fv_wait { FV_WAIT_READY, FV_WAIT_TIMEOUT, FV_WAIT_TERMINATED, FV_WAIT_ERROR };
+enum fv_wait fv_wait_readable(int fd, int64_t deadline);
