@@ -10,7 +10,7 @@ tests/vm/test_gcepd_vm.py both build on this.
 """
 import os
 
-from cinder_helpers import (REPO, Driver, Kubelet, ResizableVMNode, Syslog, cleanup_mounts, go_json,  # noqa: F401
+from cinder_helpers import (REPO, Driver, Kubelet, ResizableVMNode, cleanup_mounts, go_json,  # noqa: F401
                             mounts_under, pod, write_private)
 from tests.fakes import common as fake_common
 from tests.fakes import gce as fake_gce

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from cinder_helpers import CinderCloud, Syslog, TlsProxy, cleanup_mounts, go_json, mounts_under, opts, pod
+from syslog_capture import Syslog
+from cinder_helpers import CinderCloud, TlsProxy, cleanup_mounts, go_json, mounts_under, opts, pod
 from conftest import valgrind_wrapper
 
 POD_A, POD_B = pod(1), pod(2)
@@ -465,7 +466,7 @@ def test_no_secret_reaches_the_log_or_a_reply(make_cloud):
         cloud.password = "wrong-" + cloud.password[::-1]
         cloud.write_config()
         replies.append(cloud.kubelet.attach("pv-sec", opts(vid)))
-        text = log.text()
+        text = log.text("flexvol-cinder")
     assert "authenticated to Keystone" in text and "re-authenticating" in text, text
     assert "HTTP 500" in text, "the retries are logged"
     leaked = [(s, line) for s in cloud.secrets() for line in text.splitlines() if s in line]

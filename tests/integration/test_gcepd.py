@@ -13,7 +13,8 @@ import urllib.parse
 
 import pytest
 
-from gcepd_helpers import GCECloud, Syslog, cleanup_mounts, go_json, mounts_under, opts, pod
+from syslog_capture import Syslog
+from gcepd_helpers import GCECloud, cleanup_mounts, go_json, mounts_under, opts, pod
 
 POD_A, POD_B = pod(1), pod(2)
 

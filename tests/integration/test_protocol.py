@@ -11,7 +11,7 @@ import pytest
 
 from conftest import BUILD, REPO, LoopNode, needs_root, valgrind_wrapper
 from kubelet import Driver, go_json
-from syslog_capture import SyslogCapture
+from syslog_capture import Syslog
 
 CALLS = ["getvolumename", "attach", "detach", "waitforattach", "isattached", "mountdevice", "unmountdevice",
          "mount", "unmount", "expandvolume", "expandfs"]
@@ -149,11 +149,11 @@ def test_each_call_logs_one_line_with_outcome_and_duration(tmp_path):
     node = LoopNode(tmp_path, valgrind_wrapper(tmp_path))
     secret = "pa55-w0rd-xyz"
     opts = node.kubelet.options("pv-log", {"image": "log.img", "size": "64Mi"}, secrets={"key": secret})
-    with SyslogCapture() as log:
+    with Syslog() as log:
         node.driver.call("attach", go_json(opts), "node-7")
         node.driver.call("waitforattach", "", go_json({**opts, "image": "../nope"}))
         node.driver.call("frobnicate")
-        lines = log.lines()
+        lines = log.lines("flexvol-loop")
     joined = "\n".join(lines)
     assert secret not in joined and base64.b64encode(secret.encode()).decode() not in joined
     calls = [l for l in lines if re.search(r"-> (Success|Failure|Not supported)", l)]
