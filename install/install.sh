@@ -12,7 +12,7 @@
 #   FLEXVOL_DRIVERS          drivers to install, space or comma separated; empty = all [all]
 #   FLEXVOL_VENDOR           vendor prefix: drivers go to <vendor>~<driver>/<driver>   [flexvol]
 #   FLEXVOL_BUNDLE           the drivers shipped in the image: <x>~<driver>/<driver>   [/opt/flexvol/drivers]
-#   FLEXVOL_SECRET_DIR       a mounted Secret: each key <driver>.conf is driver config [/etc/flexvol-secret]
+#   FLEXVOL_SECRET_DIR       a mounted Secret: keys <driver>.conf (config), <name>.json (key files) [/etc/flexvol-secret]
 #   FLEXVOL_HOST_CONFIG_DIR  the host's /etc/flexvol as mounted here                   [/host/etc/flexvol]
 #   FLEXVOL_INIT_CHECK       auto | host | local | none                                [auto]
 #   FLEXVOL_PURGE_CONFIG     uninstall also removes <driver>.conf                      [false]
@@ -183,7 +183,7 @@ install_driver() { # <driver>
 }
 
 # ---------------------------------------------------------------------------------------------
-# Config from the mounted Secret: each key <driver>.conf -> <host config dir>/<driver>.conf, 0600.
+# Config from the mounted Secret: each key <driver>.conf or <name>.json -> <host config dir>/, 0600.
 
 install_config() {
 	if [ ! -d "$SECRET_DIR" ]; then
@@ -196,14 +196,16 @@ install_config() {
 		ic_name=${ic_f##*/}
 		# A Secret volume holds ..data and ..<timestamp> dirs and symlinks to them; keys are the links.
 		[ -f "$ic_f" ] || continue
+		# <driver>.conf is a driver's config; <name>.json a credential file a config names
+		# (gcepd's credentials-file, a service-account key).
 		case $ic_name in
-		*.conf) ;;
+		*.conf | *.json) ;;
 		*)
-			[ -n "$QUIET" ] || say "warning: ignoring Secret key '$ic_name' (config keys are named <driver>.conf)"
+			[ -n "$QUIET" ] || say "warning: ignoring Secret key '$ic_name' (keys are named <driver>.conf or <name>.json)"
 			continue
 			;;
 		esac
-		valid_name "${ic_name%.conf}" || die "Secret key '$ic_name' is not a valid driver config name"
+		valid_name "${ic_name%.*}" || die "Secret key '$ic_name' is not a valid config file name"
 		if [ -z "$ic_found" ]; then
 			if [ ! -d "$HOST_CONFIG_DIR" ]; then
 				(umask 077 && mkdir -p "$HOST_CONFIG_DIR")
@@ -219,7 +221,7 @@ install_config() {
 			say "config: $HOST_CONFIG_DIR/$ic_name is up to date"
 		fi
 	done
-	[ -n "$ic_found" ] || [ -n "$QUIET" ] || say "the config Secret at $SECRET_DIR has no <driver>.conf keys"
+	[ -n "$ic_found" ] || [ -n "$QUIET" ] || say "the config Secret at $SECRET_DIR has no <driver>.conf or <name>.json keys"
 	return 0
 }
 

@@ -216,6 +216,18 @@ def test_unknown_driver_is_refused(node):
     assert os.listdir(node.plugin_dir) == []
 
 
+def test_credential_key_file_from_the_secret_is_installed_0600(node):
+    key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\n..."}\n'
+    node.write_secret({"gcepd.conf": "[gcepd]\ncredentials-file = /etc/flexvol/gcepd-key.json\n",
+                       "gcepd-key.json": key})
+    node.run()
+    path = os.path.join(node.config_dir, "gcepd-key.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as f:
+        assert f.read() == key
+    assert sorted(os.listdir(node.config_dir)) == ["gcepd-key.json", "gcepd.conf"]
+
+
 def test_config_from_the_secret_is_installed_0600(node):
     node.write_secret({"loop.conf": "[loop]\nimage-root = /var/lib/flexvol/loop\n", "README": "not config"})
     p = node.run()
