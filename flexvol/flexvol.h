@@ -60,5 +60,10 @@ struct fv_provider {
 
 int fv_main(const struct fv_provider *provider, int argc, char **argv);
 
+/* A ready operation for unmount and unmountdevice when nothing but the mount
+ * has to go: unmounts everything on call->dir. Not mounted, or no such
+ * directory, is success (kubelet calls unmount even on a plain directory). */
+int fv_op_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err);
+
 /* True once SIGTERM arrived: long waits poll it and give up with a Failure. */
 bool fv_terminated(void);

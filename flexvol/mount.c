@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include "flexvol.h"
 #include "lock.h"
 #include "path.h"
 
@@ -148,4 +149,10 @@ int fv_mount_pod_from_global(const char *pod_dir, bool readonly, struct fv_err *
 	if (have != want)
 		return fv_err_msg(err, EBUSY, "'%s' already has another file system mounted", pod_dir);
 	return 0;
+}
+
+int fv_op_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)ctx, (void)res;
+	return fv_unmount(call->dir, err);
 }

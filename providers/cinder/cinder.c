@@ -1059,16 +1059,6 @@ static int cinder_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, st
 	return fv_block_mount_device(dev, call->dir, v.fstype, v.readonly, err);
 }
 
-static int cinder_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-				struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	int m = fv_is_mountpoint(call->dir, err);
-	if (m <= 0)
-		return m == -ENOENT ? 0 : m;
-	return fv_unmount(call->dir, err);
-}
-
 static int cinder_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	(void)ctx, (void)res;
@@ -1076,12 +1066,6 @@ static int cinder_mount(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	return fv_mount_pod_from_global(call->dir, v.readonly, err);
-}
-
-static int cinder_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	return fv_unmount(call->dir, err);
 }
 
 /* --- resizing --- */
@@ -1191,9 +1175,9 @@ static const struct fv_provider cinder_provider = {
 	.isattached = cinder_isattached,
 	.waitforattach = cinder_waitforattach,
 	.mountdevice = cinder_mountdevice,
-	.unmountdevice = cinder_unmountdevice,
+	.unmountdevice = fv_op_unmount,
 	.mount = cinder_mount,
-	.unmount = cinder_unmount,
+	.unmount = fv_op_unmount,
 	.expandvolume = cinder_expandvolume,
 	.expandfs = cinder_expandfs,
 };

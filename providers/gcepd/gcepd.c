@@ -618,16 +618,6 @@ static int gcepd_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, str
 	return fv_block_mount_device(dev, call->dir, v.fstype, v.readonly, err);
 }
 
-static int gcepd_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			       struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	int m = fv_is_mountpoint(call->dir, err);
-	if (m <= 0)
-		return m == -ENOENT ? 0 : m;
-	return fv_unmount(call->dir, err);
-}
-
 static int gcepd_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	(void)ctx, (void)res;
@@ -635,12 +625,6 @@ static int gcepd_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	return fv_mount_pod_from_global(call->dir, v.readonly, err);
-}
-
-static int gcepd_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	return fv_unmount(call->dir, err);
 }
 
 /* --- resizing --- */
@@ -749,9 +733,9 @@ static const struct fv_provider gcepd_provider = {
 	.isattached = gcepd_isattached,
 	.waitforattach = gcepd_waitforattach,
 	.mountdevice = gcepd_mountdevice,
-	.unmountdevice = gcepd_unmountdevice,
+	.unmountdevice = fv_op_unmount,
 	.mount = gcepd_mount,
-	.unmount = gcepd_unmount,
+	.unmount = fv_op_unmount,
 	.expandvolume = gcepd_expandvolume,
 	.expandfs = gcepd_expandfs,
 };

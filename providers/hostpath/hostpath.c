@@ -247,14 +247,6 @@ static int hostpath_mount(struct fv_ctx *ctx, const struct fv_call *call, struct
 	return 0;
 }
 
-static int hostpath_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	/* No mount check first: kubelet calls unmount even on a plain directory,
-	 * and a same-file-system bind looks like one to it. */
-	return fv_unmount(call->dir, err);
-}
-
 static const struct fv_provider hostpath_provider = {
 	.name = "hostpath",
 	.summary = "Directories of the node bind-mounted into pods, confined to allowed roots.",
@@ -271,7 +263,7 @@ static const struct fv_provider hostpath_provider = {
 		"Capabilities: attach false, selinuxRelabel false, fsGroup false, supportsMetrics true.\n",
 	.capabilities = hostpath_capabilities,
 	.mount = hostpath_mount,
-	.unmount = hostpath_unmount,
+	.unmount = fv_op_unmount,
 };
 
 int main(int argc, char **argv)

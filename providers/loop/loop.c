@@ -249,12 +249,6 @@ static int loop_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_
 	return fv_mount_pod_from_global(call->dir, fv_opts_readonly(call->opts), err);
 }
 
-static int loop_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	return fv_unmount(call->dir, err);
-}
-
 static const struct fv_provider loop_provider = {
 	.name = "loop",
 	.summary = "Block volumes backed by image files on the node (loop devices), formatted if blank.",
@@ -276,7 +270,7 @@ static const struct fv_provider loop_provider = {
 	.mountdevice = loop_mountdevice,
 	.unmountdevice = loop_unmountdevice,
 	.mount = loop_mount,
-	.unmount = loop_unmount,
+	.unmount = fv_op_unmount,
 };
 
 int main(int argc, char **argv)
