@@ -572,9 +572,13 @@ def test_waitforattach_wakes_on_the_device_not_on_a_timer(cloud):
     for t in threads:
         t.join(30)
     r = d.finish(started)
-    assert r.status == "Success" and r.json["device"] == link
+    # The link, or the disk itself when the fake's sysfs serial (written
+    # before the link, as the kernel comes before udev) woke the driver first.
+    assert r.status == "Success", r
+    assert r.json["device"] in (link, os.path.realpath(link)), r
     latency = stamps["exit"] - stamps["link"]
-    # The safety timer ticks once a second; inotify answers at once.
+    # The safety timer ticks once a second; inotify answers at once (a
+    # negative figure: the driver was out before the link was made).
     assert latency < 0.5, "returned %.3f s after the link appeared" % latency
     print("waitforattach returned %.0f ms after the link appeared" % (latency * 1000))
     assert k.detach("pv-w").status == "Success"
