@@ -595,6 +595,66 @@ int gce_wait_operation(struct gce_client *c, json_t *op, struct fv_poll *p, cons
 	}
 }
 
+/* Pages of zoneOperations.list read at most: ours filters to unfinished
+ * operations, which GCE keeps few of. */
+#define MAX_LIST_PAGES 20
+
+static int list_unfinished(struct gce_client *c, const char *op_type, const char *target_id, json_t *found,
+			   struct fv_err *err)
+{
+	char filter[256], what[128];
+	/* AIP-160 expressions, each in parentheses, are ANDed. */
+	snprintf(filter, sizeof(filter), "(operationType = \"%s\") (status != \"DONE\") (targetId = %s)", op_type,
+		 target_id);
+	snprintf(what, sizeof(what), "listing unfinished %s operations", op_type);
+	_cleanup_free_ char *esc = fv_http_escape(filter), *token = NULL;
+	if (!esc)
+		return fv_err_set(err, ENOMEM, "%s", what);
+	for (int page = 0; page < MAX_LIST_PAGES; page++) {
+		_cleanup_free_ char *path = NULL, *tok = token ? fv_http_escape(token) : NULL;
+		if ((token && !tok) || asprintf(&path, "operations?filter=%s%s%s", esc, tok ? "&pageToken=" : "",
+						tok ? tok : "") < 0)
+			return fv_err_set(err, ENOMEM, "%s", what);
+		long status;
+		json_t *list = NULL;
+		if (gce_call(c, "GET", path, NULL, NULL, what, &status, &list, NULL, 0, err) < 0)
+			return err->code;
+		size_t i;
+		json_t *op;
+		/* Checked here too: the filter narrows the answer, the driver decides. */
+		json_array_foreach(json_object_get(list, "items"), i, op)
+		{
+			const char *type = json_string_value(json_object_get(op, "operationType"));
+			const char *target = json_string_value(json_object_get(op, "targetId"));
+			if (type && !strcmp(type, op_type) && target && !strcmp(target, target_id) &&
+			    strcmp(gce_op_status(op), "DONE"))
+				json_array_append(found, op);
+		}
+		free(token);
+		const char *next = json_string_value(json_object_get(list, "nextPageToken"));
+		token = next && *next ? strdup(next) : NULL;
+		json_decref(list);
+		if (!token)
+			return 0;
+	}
+	fv_log(LOG_WARNING, "%s: more than %d pages, read the first ones only", what, MAX_LIST_PAGES);
+	return 0;
+}
+
+int gce_unfinished_operations(struct gce_client *c, const char *op_type, const char *target_id, json_t **ops,
+			      struct fv_err *err)
+{
+	*ops = json_array();
+	if (!*ops)
+		return fv_err_set(err, ENOMEM, "listing operations");
+	if (list_unfinished(c, op_type, target_id, *ops, err) < 0) {
+		json_decref(*ops);
+		*ops = NULL;
+		return err->code;
+	}
+	return 0;
+}
+
 void gce_request_id(char buf[37])
 {
 	unsigned char rnd[16];

@@ -60,6 +60,11 @@ int gce_call(struct gce_client *c, const char *method, const char *path, json_t 
 int gce_wait_operation(struct gce_client *c, json_t *op, struct fv_poll *p, const char *what, json_t **done,
 		       struct fv_err *err);
 
+/* The zone's operations of type op_type on the resource with numeric ID
+ * target_id that are not DONE yet, as a JSON array (caller decrefs). */
+int gce_unfinished_operations(struct gce_client *c, const char *op_type, const char *target_id, json_t **ops,
+			      struct fv_err *err);
+
 /* A fresh requestId (a version-4 UUID). */
 void gce_request_id(char buf[37]);
 

@@ -474,6 +474,38 @@ static int post_detach(struct gce_client *c, const char *dev, const char *disk, 
 	return detach_race(code, msg) ? 1 : err->code;
 }
 
+/* An attach to the instance that GCE has not finished yet (one whose call
+ * timed out, say) would attach the disk after a detach that found nothing:
+ * wait for such operations (whatever disk they are for: an Operation does not
+ * name it) within p. 1: waited for some, look at the instance again; 0: none;
+ * <0 Failure. */
+static int wait_unfinished_attaches(struct gce_client *c, const struct target *t, const char *instance_id,
+				    struct fv_poll *p, struct fv_err *err)
+{
+	json_t *ops;
+	if (gce_unfinished_operations(c, "attachDisk", instance_id, &ops, err) < 0)
+		return err->code;
+	size_t n = json_array_size(ops), i;
+	if (n)
+		fv_log(LOG_INFO, "instance %s has %zu unfinished attach operation%s: waiting for %s before detaching",
+		       t->instance, n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+	char what[256];
+	snprintf(what, sizeof(what), "waiting for an attach to instance %s to finish before detaching", t->instance);
+	json_t *op;
+	json_array_foreach(ops, i, op)
+	{
+		json_t *done = NULL;
+		int rc = gce_wait_operation(c, op, p, what, &done, err);
+		json_decref(done);
+		if (rc < 0) {
+			json_decref(ops);
+			return rc;
+		}
+	}
+	json_decref(ops);
+	return n ? 1 : 0;
+}
+
 static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	(void)res;
@@ -487,7 +519,7 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
 		return err->code;
-	bool posted = false;
+	bool posted = false, waited = false;
 	for (;;) {
 		json_t *inst;
 		int rc = get_instance(c, &t, &inst, err);
@@ -501,10 +533,19 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 			return rc;
 		struct attached a;
 		find_attached(inst, dev, NULL, &t, &a);
-		char disk[GCE_NAME_MAX + 64];
+		char disk[GCE_NAME_MAX + 64], instance_id[32];
 		if (a.by_device)
 			disk_of(a.by_device, disk, sizeof(disk));
+		snprintf(instance_id, sizeof(instance_id), "%s", json_string_value(json_object_get(inst, "id")) ?: "");
 		json_decref(inst);
+		if (!a.by_device && !posted && !waited && instance_id[0]) {
+			waited = true;
+			rc = wait_unfinished_attaches(c, &t, instance_id, &p, err);
+			if (rc < 0)
+				return rc;
+			if (rc > 0)
+				continue;
+		}
 		if (!a.by_device) {
 			if (posted)
 				fv_log(LOG_NOTICE, "detached %s (PV %s) from instance %s in %ld ms", dev, call->volume_name,

@@ -7,7 +7,8 @@ Speaks the wire format of /work/shared/reference/cloud-apis.md Part B:
   POST /token                            OAuth JWT-bearer grant (service-account key)
   /compute/v1/projects/{p}/zones/{z}/    instances.get, attachDisk, detachDisk,
                                          disks.get, disks.resize,
-                                         operations.get, operations/{op}/wait
+                                         operations.list (filter: the subset
+                                         below), operations.get, operations/{op}/wait
 
 Point the driver at: metadata host 127.0.0.1:PORT (GCE_METADATA_HOST),
 compute base http://127.0.0.1:PORT/compute/v1/, token_uri http://127.0.0.1:PORT/token.
@@ -163,6 +164,7 @@ class FakeGCE(common.BaseFake):
         self.in_use_error = in_use_error
         self.instances, self.disks = {}, {}       # keyed by (zone, name)
         self.operations, self._op_work = {}, {}   # name -> Operation JSON / pending work
+        self.op_list_calls = 0
         self.request_ids = {}                     # requestId -> operation name
         self.service_accounts = {}                # email -> {"public_key", "key_id"}
         self._add_api_routes()
@@ -182,6 +184,7 @@ class FakeGCE(common.BaseFake):
                ("POST", inst + "/detachDisk", self._detach_disk),
                ("GET", disk, self._get_disk),
                ("POST", disk + "/resize", self._resize_disk),
+               ("GET", COMPUTE + r"/operations", self._list_operations),
                ("GET", op, self._get_operation),
                ("POST", op + "/wait", self._wait_operation)]
         for method, pattern, fn in api:
@@ -689,6 +692,29 @@ class FakeGCE(common.BaseFake):
             raise ApiError(404, f"The resource '{self._path(zone, 'operations', name)}' was not found")
         return op
 
+    def _list_operations(self, req, tok, zone):
+        """zoneOperations.list. filter: AIP-160 comparisons `field = value` or
+        `field != value` (value quoted or bare), each in parentheses, ANDed;
+        anything else is a 400, as GCE answers an expression it cannot parse.
+        maxResults (default 500) and pageToken page through the answer."""
+        terms = parse_filter(req.arg("filter") or "")
+        try:
+            size = int(req.arg("maxResults") or 500)
+            start = int(req.arg("pageToken") or 0)
+        except ValueError:
+            raise ApiError(400, "Invalid value for maxResults or pageToken")
+        with self.lock:
+            self.op_list_calls += 1
+            ops = [dict(op) for op in self.operations.values()
+                   if op["zone"] == self._link(zone) and all(t(op) for t in terms)]
+        body = {"kind": "compute#operationList", "id": f"projects/{self.project}/zones/{zone}/operations",
+                "selfLink": self._link(zone, "operations")}
+        if ops[start:start + size]:
+            body["items"] = ops[start:start + size]       # GCE leaves out an empty items
+        if start + size < len(ops):
+            body["nextPageToken"] = str(start + size)
+        return json_response(200, body)
+
     def _get_operation(self, req, tok, zone, name):
         with self.lock:
             return json_response(200, dict(self._operation(zone, name)))
@@ -701,6 +727,31 @@ class FakeGCE(common.BaseFake):
             while op["status"] != DONE and deadline > time.monotonic():
                 self.changed.wait(deadline - time.monotonic())
             return json_response(200, dict(op))
+
+
+FILTER_TERM = re.compile(r'\s*\(\s*([A-Za-z][A-Za-z0-9_.]*)\s*(=|!=)\s*("(?:[^"\\]|\\.)*"|[^()\s"]+)\s*\)\s*')
+
+
+def parse_filter(text):
+    """The comparisons of a filter, as predicates on a resource."""
+    terms, pos = [], 0
+    while pos < len(text):
+        m = FILTER_TERM.match(text, pos)
+        if m is None:
+            raise ApiError(400, f"Invalid value for field 'filter': '{text}'. Invalid list filter expression.")
+        field, op, value = m.groups()
+        if value.startswith('"'):
+            value = json.loads(value)
+
+        def term(res, field=field, op=op, value=value):
+            got = res
+            for part in field.split("."):
+                got = got.get(part) if isinstance(got, dict) else None
+            equal = got is not None and str(got) == value
+            return equal if op == "=" else not equal
+        terms.append(term)
+        pos = m.end()
+    return terms
 
 
 def main(argv=None):

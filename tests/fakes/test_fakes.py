@@ -774,6 +774,33 @@ def test_operation_wait(gce, gc):
     assert gc("POST", f"/operations/{slow}/wait").json()["status"] != "DONE"   # returned early
 
 
+def test_operations_list_filter_and_pages(gce, gc):
+    import urllib.parse
+    gce.configure(op_delay=SLOW)
+    inst_id = gc("GET", "/instances/gke-node-1").json()["id"]
+    running = gc.attach().json()["name"]
+    other = gc.attach(disk="pvc-2", instance="gke-node-2").json()["name"]
+
+    def names(flt, **q):
+        q = dict(q, filter=flt)
+        r = gc("GET", "/operations?" + urllib.parse.urlencode(q))
+        assert r.status == 200, r.body
+        body = r.json()
+        assert body["kind"] == "compute#operationList"
+        return [o["name"] for o in body.get("items", [])], body.get("nextPageToken")
+    flt = '(operationType = "attachDisk") (status != "DONE") (targetId = %s)' % inst_id
+    assert names(flt) == ([running], None)
+    assert sorted(names('(operationType = "attachDisk")')[0]) == sorted([running, other])
+    assert names('(operationType = "detachDisk")') == ([], None)      # no "items" at all
+    first, token = names("", maxResults=1)
+    assert len(first) == 1 and token
+    assert names("", maxResults=1, pageToken=token)[0] != first
+    gc.wait_done(running)
+    assert names(flt) == ([], None), "a DONE operation is filtered out"
+    bad = gc("GET", "/operations?" + urllib.parse.urlencode({"filter": "status = DONE AND"}))
+    assert bad.status == 400 and "filter" in bad.json()["error"]["message"]
+
+
 def test_request_id_idempotency(gce, gc, node):
     rid = "5a2c8d4e-0d9a-4c51-9a47-3a0f7f0b9e11"
     first = gc.attach(request_id=rid).json()

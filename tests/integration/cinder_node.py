@@ -25,8 +25,15 @@ ETC, RUN, ROOT = "/tmp/cinder-node/etc", "/tmp/cinder-node/run", "/tmp/cinder-no
 POD = {"name": "app", "namespace": "default", "uid": "0c0c0c0c-cccc-4ccc-8ccc-000000000001"}
 
 
-def kubelet(args):
-    env = dict(os.environ, FLEXVOL_CONFIG_DIR=ETC, FLEXVOL_RUN_DIR=RUN)
+def write_config(etc, items):
+    os.makedirs(etc, exist_ok=True)
+    fd = os.open(os.path.join(etc, "cinder.conf"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("[flexvol]\n" + "".join("%s = %s\n" % kv for kv in items.items()))
+
+
+def kubelet(args, etc=ETC):
+    env = dict(os.environ, FLEXVOL_CONFIG_DIR=etc, FLEXVOL_RUN_DIR=RUN)
     driver = Driver(os.path.join(REPO, args.get("build", "build"), "cinder"), env)
     return Kubelet(driver, ROOT, node=args.get("node", "node-1"))
 
@@ -36,16 +43,18 @@ def reply(r):
 
 
 def step_setup(args, out):
-    os.makedirs(ETC, exist_ok=True)
-    path = os.path.join(ETC, "cinder.conf")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("[flexvol]\n" + "".join("%s = %s\n" % kv for kv in args.get("flexvol", {}).items()))
+    write_config(ETC, args.get("flexvol", {}))
     out["init"] = kubelet(args).init().json
 
 
 def step_mount(args, out):
-    k = kubelet(args)
+    # "flexvol": a configuration for this step only (a short attach-timeout
+    # when the disk is expected to be absent).
+    etc = ETC
+    if "flexvol" in args:
+        etc = ETC + "-step"
+        write_config(etc, args["flexvol"])
+    k = kubelet(args, etc)
     spec, opts, fs = args["spec"], {"volumeID": args["volume"]}, args.get("fs", "ext4")
     t0 = time.monotonic()
     w = k.wait_for_attach(spec, opts, args.get("device", ""), fs)

@@ -32,8 +32,15 @@ RULE_TEXT = ('# As GCE guest images do for a persistent disk: its serial is its 
              'KERNEL=="vd*[!0-9]", ATTRS{serial}=="?*", SYMLINK+="disk/by-id/google-$attr{serial}"\n')
 
 
-def kubelet(args):
-    env = dict(os.environ, FLEXVOL_CONFIG_DIR=ETC, FLEXVOL_RUN_DIR=RUN)
+def write_config(etc, items):
+    os.makedirs(etc, exist_ok=True)
+    fd = os.open(os.path.join(etc, "gcepd.conf"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("[gcepd]\n" + "".join("%s = %s\n" % kv for kv in items.items()))
+
+
+def kubelet(args, etc=ETC):
+    env = dict(os.environ, FLEXVOL_CONFIG_DIR=etc, FLEXVOL_RUN_DIR=RUN)
     driver = Driver(os.path.join(REPO, args.get("build", "build"), "gcepd"), env)
     return Kubelet(driver, ROOT, node=args.get("node", "node-1"))
 
@@ -43,11 +50,7 @@ def reply(r):
 
 
 def step_setup(args, out):
-    os.makedirs(ETC, exist_ok=True)
-    path = os.path.join(ETC, "gcepd.conf")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("[gcepd]\n" + "".join("%s = %s\n" % kv for kv in args.get("gcepd", {}).items()))
+    write_config(ETC, args.get("gcepd", {}))
     if args.get("google_links", True):
         os.makedirs(os.path.dirname(RULE), exist_ok=True)
         with open(RULE, "w") as f:
@@ -60,7 +63,13 @@ def step_setup(args, out):
 
 
 def step_mount(args, out):
-    k = kubelet(args)
+    # "gcepd": a configuration for this step only (a short attach-timeout
+    # when the disk is expected to be absent).
+    etc = ETC
+    if "gcepd" in args:
+        etc = ETC + "-step"
+        write_config(etc, args["gcepd"])
+    k = kubelet(args, etc)
     spec, opts, fs = args["spec"], {"pdName": args["pd"]}, args.get("fs", "ext4")
     t0 = time.monotonic()
     w = k.wait_for_attach(spec, opts, args.get("device", ""), fs)

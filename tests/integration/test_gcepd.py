@@ -443,6 +443,33 @@ def test_an_operation_slower_than_the_timeout(make_cloud):
     assert k.detach("pv-slower").status == "Success"
 
 
+def test_a_detach_waits_for_an_attach_still_running(make_cloud):
+    """The attach timed out but GCE is still at it; the controller gives up
+    on the volume and detaches. A detach that only looked at the instance
+    would find nothing, and GCE would attach the disk a moment later, for
+    good: it must wait for the unfinished attach and then detach."""
+    cloud = make_cloud(gcepd={"attach-timeout": "3"})
+    k = cloud.kubelet
+    pd = cloud.disk("pd-late")
+    cloud.fake.add_fault(kind="slow_operation", target=pd, seconds=2, count=1)   # DONE after 4 s
+    a = k.attach("pv-late", opts(pd))
+    assert a.status == "Failure" and "is still RUNNING after 3 s" in a.message, a
+    assert cloud.attached() == {}, "GCE has not finished the attach yet"
+    with Syslog() as log:
+        d = k.detach("pv-late")
+        text = log.text("flexvol-gcepd")
+    assert d.status == "Success", d
+    assert "1 unfinished attach operation" in text, text
+    assert all(o["status"] == "DONE" for o in cloud.fake.state()["operations"]), "the attach was waited for"
+    types = [o["operationType"] for o in cloud.fake.state()["operations"] if "error" not in o]
+    assert types == ["attachDisk", "detachDisk"], types
+    assert cloud.attached() == {}, "the late attach was undone"
+    # With nothing running, a detach of nothing lists once and is done.
+    calls = cloud.fake.op_list_calls
+    assert k.detach("pv-late").status == "Success"
+    assert cloud.fake.op_list_calls == calls + 1
+
+
 def test_a_hung_response_is_cut_off_and_retried(make_cloud):
     cloud = make_cloud(gcepd={"http-timeout": "2"})
     pd = cloud.disk("pd-hang")

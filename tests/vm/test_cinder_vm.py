@@ -27,6 +27,9 @@ from cinder_helpers import CinderCloud, ResizableVMNode, opts  # noqa: E402
 
 NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "cinder_node.py")
 GIB = 1 << 30
+NODE_CONFIG = {"attach-timeout": 120, "rescan-after": 15}
+# For a waitforattach that must fail: the disk is gone, waiting longer shows nothing.
+SHORT_WAIT = {"attach-timeout": 4, "rescan-after": 2}
 
 
 def node(guest, **args):
@@ -42,7 +45,7 @@ def cloud(guest, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cinder-vm")
     c = CinderCloud(tmp, node=ResizableVMNode(guest, str(tmp / "images")),
                     flexvol={"device-dir": "/dev/disk/by-id", "attach-timeout": "120"})
-    setup = node(guest, step="setup", flexvol={"attach-timeout": 120, "rescan-after": 15})
+    setup = node(guest, step="setup", flexvol=NODE_CONFIG)
     assert setup["init"]["status"] == "Success"
     yield c
     c.close()
@@ -76,8 +79,9 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     d = cloud.kubelet.detach("pv-vm")
     assert d.status == "Success", d
     assert cloud.state(vid)["status"] == "available"
-    w = node(guest, step="mount", spec="pv-vm", volume=vid)
+    w = node(guest, step="mount", spec="pv-vm", volume=vid, flexvol=SHORT_WAIT)
     assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
+    assert "no disk appeared" in w["waitforattach"]["message"], w
 
     # Attached again (after the controller lost its state): same data.
     for name in os.listdir(cloud.run_dir):

@@ -31,6 +31,8 @@ from gcepd_helpers import GCECloud, ResizableVMNode, go_json, opts  # noqa: E402
 NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "gcepd_node.py")
 GIB = 1 << 30
 BY_ID = "/dev/disk/by-id"
+# For a waitforattach that must fail: the disk is gone, waiting longer shows nothing.
+SHORT_WAIT = {"attach-timeout": 4, "rescan-after": 2, "device-dir": BY_ID}
 
 
 def node(guest, **args):
@@ -88,8 +90,9 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     d = cloud.kubelet.detach("pv-vm")
     assert d.status == "Success", d
     assert cloud.attached() == {}
-    w = node(guest, step="mount", spec="pv-vm", pd=pd)
+    w = node(guest, step="mount", spec="pv-vm", pd=pd, gcepd=SHORT_WAIT)
     assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
+    assert "no disk appeared" in w["waitforattach"]["message"], w
 
     a, _ = attach(cloud, "pv-vm", pd)
     assert a.status == "Success", a
