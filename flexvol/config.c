@@ -1,6 +1,7 @@
 #include "config.h"
 #include <errno.h>
 #include <ini.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -131,6 +132,19 @@ int fv_config_get_bool(const struct fv_config *c, const char *section, const cha
 	else
 		return fv_err_msg(err, EINVAL, "configuration '%s': [%s] %s must be true or false, not '%s'", c->path,
 				  section, key, v);
+	return 0;
+}
+
+int fv_config_get_path(const struct fv_config *c, const char *section, const char *key, const char *def, char *buf,
+		       size_t size, struct fv_err *err)
+{
+	const char *v = fv_config_get(c, section, key, def);
+	if (!v || v[0] != '/')
+		return fv_err_msg(err, EINVAL, "configuration '%s': [%s] %s must be an absolute path, not '%s'", c->path,
+				  section, key, v ? v : "");
+	if ((size_t)snprintf(buf, size, "%s", v) >= size)
+		return fv_err_msg(err, EINVAL, "configuration '%s': [%s] %s is longer than %zu bytes", c->path, section,
+				  key, size - 1);
 	return 0;
 }
 

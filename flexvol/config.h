@@ -1,6 +1,7 @@
 /* INI configuration (/etc/flexvol/<driver>.conf), parsed with inih. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include "err.h"
 
 struct fv_config;
@@ -15,6 +16,9 @@ int fv_config_get_long(const struct fv_config *c, const char *section, const cha
 		       long *out, struct fv_err *err);
 int fv_config_get_bool(const struct fv_config *c, const char *section, const char *key, bool def, bool *out,
 		       struct fv_err *err);
+/* An absolute path of at most size-1 bytes into buf; def when absent. */
+int fv_config_get_path(const struct fv_config *c, const char *section, const char *key, const char *def, char *buf,
+		       size_t size, struct fv_err *err);
 /* Path the configuration came from, and whether the file existed. */
 const char *fv_config_path(const struct fv_config *c);
 bool fv_config_exists(const struct fv_config *c);

@@ -14,24 +14,18 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "block.h"
 #include "cleanup.h"
 #include "clock.h"
-#include "devwait.h"
+#include "clouddisk.h"
 #include "flexvol.h"
 #include "http.h"
 #include "lock.h"
 #include "log.h"
 #include "mount.h"
-#include "path.h"
 #include "retry.h"
-#include "run.h"
 #include "openstack.h"
 
 #define DEFAULT_ATTACH_TIMEOUT_S 300
-/* kubelet kills waitforattach after 10 minutes: stay well inside that. */
-#define MAX_WAITFORATTACH_S 540
-#define DEFAULT_DEVICE_DIR "/dev/disk/by-id"
 #define DEFAULT_METADATA_URL "http://169.254.169.254"
 #define DEFAULT_CONFIG_DRIVE "/dev/disk/by-label/config-2"
 /* Where attach records the PV on the Cinder volume, so that detach (which is
@@ -47,26 +41,15 @@ enum node_lookup { LOOKUP_NOVA_NAME, LOOKUP_METADATA, LOOKUP_CONFIG_DRIVE };
 
 struct cinder {
 	struct os_conf os;
-	long attach_timeout_s, rescan_after_s;
-	char device_dir[PATH_MAX], sysfs_root[PATH_MAX], config_drive[PATH_MAX], udevadm[PATH_MAX];
+	struct fv_clouddisk_conf disk; /* [flexvol] keys of the node side */
+	char config_drive[PATH_MAX];
 	char *metadata_url;
 	enum node_lookup lookup;
-	bool scsi_rescan;
 	struct fv_ctx *ctx;
 	struct os_client *client;
 };
 
 /* --- configuration --- */
-
-static int abs_path_conf(const struct fv_config *c, const char *key, const char *def, char *buf, size_t size,
-			 struct fv_err *err)
-{
-	const char *v = fv_config_get(c, "flexvol", key, def);
-	if (v[0] != '/' || (size_t)snprintf(buf, size, "%s", v) >= size)
-		return fv_err_msg(err, EINVAL, "configuration '%s': [flexvol] %s must be an absolute path, not '%s'",
-				  fv_config_path(c), key, v);
-	return 0;
-}
 
 /* The file holds a password or secret: refuse it if others may read it. */
 static int check_conf_mode(const struct fv_config *c, struct fv_err *err)
@@ -94,14 +77,9 @@ static int cinder_setup(struct fv_ctx *ctx, struct fv_err *err)
 	const struct fv_config *c = ctx->config;
 	if (check_conf_mode(c, err) < 0 || os_conf_load(c, &cd->os, err) < 0)
 		return err->code;
-	if (fv_config_get_long(c, "flexvol", "attach-timeout", DEFAULT_ATTACH_TIMEOUT_S, 1, 3600,
-			       &cd->attach_timeout_s, err) < 0 ||
-	    fv_config_get_long(c, "flexvol", "rescan-after", 10, 0, 600, &cd->rescan_after_s, err) < 0 ||
-	    fv_config_get_bool(c, "flexvol", "scsi-rescan", true, &cd->scsi_rescan, err) < 0)
-		return err->code;
-	if (abs_path_conf(c, "device-dir", DEFAULT_DEVICE_DIR, cd->device_dir, sizeof(cd->device_dir), err) < 0 ||
-	    abs_path_conf(c, "sysfs-root", "/sys", cd->sysfs_root, sizeof(cd->sysfs_root), err) < 0 ||
-	    abs_path_conf(c, "config-drive", DEFAULT_CONFIG_DRIVE, cd->config_drive, sizeof(cd->config_drive), err) < 0)
+	if (fv_clouddisk_conf_load(c, "flexvol", DEFAULT_ATTACH_TIMEOUT_S, &cd->disk, err) < 0 ||
+	    fv_config_get_path(c, "flexvol", "config-drive", DEFAULT_CONFIG_DRIVE, cd->config_drive,
+			       sizeof(cd->config_drive), err) < 0)
 		return err->code;
 	const char *lookup = fv_config_get(c, "flexvol", "node-lookup", "nova-name");
 	if (!strcmp(lookup, "nova-name"))
@@ -124,16 +102,6 @@ static int cinder_setup(struct fv_ctx *ctx, struct fv_err *err)
 				  fv_config_path(c));
 	if (!(cd->metadata_url = strndup(murl, n)))
 		return fv_err_set(err, ENOMEM, "cinder setup");
-	const char *udevadm = fv_config_get(c, "flexvol", "udevadm", "auto");
-	if (!strcmp(udevadm, "auto")) {
-		struct fv_err ignored = {0};
-		if (fv_tool_path("udevadm", "udev", cd->udevadm, sizeof(cd->udevadm), &ignored) < 0)
-			cd->udevadm[0] = '\0';
-	} else if (!strcmp(udevadm, "none") || !*udevadm) {
-		cd->udevadm[0] = '\0';
-	} else if (abs_path_conf(c, "udevadm", NULL, cd->udevadm, sizeof(cd->udevadm), err) < 0) {
-		return err->code;
-	}
 	return 0;
 }
 
@@ -213,8 +181,10 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 struct disk_names {
 	char links[5][128];
 	char serials[2][40];
+	char what[64];
 	const char *link_list[6];
 	const char *serial_list[3];
+	struct fv_clouddisk disk;
 };
 
 static void disk_names(const struct volume *v, struct disk_names *d)
@@ -239,20 +209,8 @@ static void disk_names(const struct volume *v, struct disk_names *d)
 	d->serial_list[0] = d->serials[0];
 	d->serial_list[1] = d->serials[1];
 	d->serial_list[2] = NULL;
-}
-
-static struct fv_devwait devwait_for(const struct cinder *cd, const struct disk_names *d, long timeout_ms)
-{
-	return (struct fv_devwait){
-		.device_dir = cd->device_dir,
-		.links = d->link_list,
-		.serials = d->serial_list,
-		.sysfs_root = cd->sysfs_root,
-		.timeout_ms = timeout_ms,
-		.rescan_after_ms = cd->rescan_after_s * 1000,
-		.scsi_rescan = cd->scsi_rescan,
-		.udevadm = cd->udevadm[0] ? cd->udevadm : NULL,
-	};
+	snprintf(d->what, sizeof(d->what), "volume %s", v->id);
+	d->disk = (struct fv_clouddisk){.links = d->link_list, .serials = d->serial_list, .what = d->what};
 }
 
 /* --- Cinder and Nova --- */
@@ -714,7 +672,7 @@ static int wait_detached(struct os_client *c, const char *vid, const char *sid, 
 static int reply_device(const struct cinder *cd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* The stable name of a KVM guest's disk; waitforattach finds the real one. */
-	if (asprintf(&res->device, "%s/virtio-%.20s", cd->device_dir, v->id) < 0) {
+	if (asprintf(&res->device, "%s/virtio-%.20s", cd->disk.device_dir, v->id) < 0) {
 		res->device = NULL;
 		return fv_err_set(err, ENOMEM, "attach");
 	}
@@ -749,7 +707,7 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, cd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -898,7 +856,7 @@ static int cinder_detach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	struct cinder *cd = ctx->data;
 	const char *pv = call->volume_name;
 	struct fv_poll p;
-	fv_poll_start(&p, cd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -980,7 +938,7 @@ static int cinder_isattached(struct fv_ctx *ctx, const struct fv_call *call, str
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	struct os_client *c = client(cd, fv_now_ms() + cd->attach_timeout_s * 1000, err);
+	struct os_client *c = client(cd, fv_now_ms() + cd->disk.attach_timeout_s * 1000, err);
 	if (!c)
 		return err->code;
 	char sid[128];
@@ -1017,46 +975,20 @@ static int cinder_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, 
 		return err->code;
 	struct disk_names names;
 	disk_names(&v, &names);
-	long timeout_s = cd->attach_timeout_s < MAX_WAITFORATTACH_S ? cd->attach_timeout_s : MAX_WAITFORATTACH_S;
-	struct fv_devwait w = devwait_for(cd, &names, timeout_s * 1000);
-	if (w.rescan_after_ms > timeout_s * 500)
-		w.rescan_after_ms = timeout_s * 500; /* a short timeout still gets one rescan */
-	struct fv_devwait_result r;
-	if (fv_devwait_wait(&w, &r, err) < 0)
-		return fv_err_prefix(err, "volume %s", v.id);
-	if (call->device && *call->device && strcmp(call->device, r.path))
-		fv_log(LOG_INFO, "volume %s: attach suggested %s, the disk is %s", v.id, call->device, r.path);
-	res->device = strdup(r.path);
-	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
-}
-
-/* The volume's disk, found again by serial and checked against the path
- * kubelet passed: a stale path must never be formatted or mounted. */
-static int verified_disk(struct cinder *cd, const struct volume *v, const char *device, char *dev, size_t size,
-			 struct fv_devwait_result *r, struct fv_err *err)
-{
-	struct disk_names names;
-	disk_names(v, &names);
-	struct fv_devwait w = devwait_for(cd, &names, 0);
-	if (fv_devwait_verify(&w, device, r, err) < 0)
-		return fv_err_prefix(err, "volume %s", v->id);
-	if (!realpath(r->path, dev) || strlen(dev) >= size)
-		return fv_err_set(err, errno ? errno : ENAMETOOLONG, "cannot resolve '%s'", r->path);
-	return 0;
+	return fv_clouddisk_wait(&cd->disk, &names.disk, call->device, res, err);
 }
 
 static int cinder_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			      struct fv_err *err)
 {
 	(void)res;
+	struct cinder *cd = ctx->data;
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (verified_disk(ctx->data, &v, call->device, dev, sizeof(dev), &r, err) < 0)
-		return err->code;
-	return fv_block_mount_device(dev, call->dir, v.fstype, v.readonly, err);
+	struct disk_names names;
+	disk_names(&v, &names);
+	return fv_clouddisk_mount(&cd->disk, &names.disk, call->device, call->dir, v.fstype, v.readonly, err);
 }
 
 static int cinder_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -1081,7 +1013,7 @@ static int cinder_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, s
 	if (!want)
 		return fv_err_msg(err, EINVAL, "new size %llu is not a size", (unsigned long long)call->new_size);
 	struct fv_poll p;
-	fv_poll_start(&p, cd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -1139,14 +1071,9 @@ static int cinder_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struc
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (verified_disk(cd, &v, call->device, dev, sizeof(dev), &r, err) < 0)
-		return err->code;
-	fv_devwait_rescan_capacity(cd->sysfs_root, r.kname);
-	if (fv_block_grow_fs(dev, call->dir, err) < 0)
-		return fv_err_prefix(err, "volume %s", v.id);
-	return 0;
+	struct disk_names names;
+	disk_names(&v, &names);
+	return fv_clouddisk_grow_fs(&cd->disk, &names.disk, call->device, call->dir, err);
 }
 
 static const struct fv_provider cinder_provider = {
@@ -1160,7 +1087,7 @@ static const struct fv_provider cinder_provider = {
 		"             user-id, password, tenant-id or tenant-name, domain-name, user-domain-*,\n"
 		"             tenant-domain-*, region, os-endpoint-type, application-credential-id,\n"
 		"             -name and -secret, ca-file, tls-insecure\n"
-		"  [flexvol]  attach-timeout = 300 (s), device-dir = " DEFAULT_DEVICE_DIR ",\n"
+		"  [flexvol]  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ",\n"
 		"             sysfs-root = /sys, node-lookup = nova-name | metadata | config-drive,\n"
 		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE ",\n"
 		"             scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"

@@ -14,23 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "block.h"
 #include "cleanup.h"
 #include "clock.h"
-#include "devwait.h"
+#include "clouddisk.h"
 #include "flexvol.h"
 #include "log.h"
 #include "mount.h"
 #include "retry.h"
-#include "run.h"
 #include "gce.h"
 #include "gceutil.h"
 
 #define SECTION "gcepd"
 #define DEFAULT_ATTACH_TIMEOUT_S 300
-/* kubelet kills waitforattach after 10 minutes: stay well inside that. */
-#define MAX_WAITFORATTACH_S 540
-#define DEFAULT_DEVICE_DIR "/dev/disk/by-id"
 #define GIB (1024ULL * 1024 * 1024)
 #define POLL_FIRST_MS 250
 #define POLL_MAX_MS 1000
@@ -39,24 +34,12 @@
 
 struct gcepd {
 	struct gce_conf gce;
-	long attach_timeout_s, rescan_after_s;
-	bool scsi_rescan;
-	char device_dir[PATH_MAX], sysfs_root[PATH_MAX], udevadm[PATH_MAX];
+	struct fv_clouddisk_conf disk; /* the node side's keys */
 	struct fv_ctx *ctx;
 	struct gce_client *client;
 };
 
 /* --- configuration --- */
-
-static int abs_path_conf(const struct fv_config *c, const char *key, const char *def, char *buf, size_t size,
-			 struct fv_err *err)
-{
-	const char *v = fv_config_get(c, SECTION, key, def);
-	if (v[0] != '/' || (size_t)snprintf(buf, size, "%s", v) >= size)
-		return fv_err_msg(err, EINVAL, "configuration '%s': [" SECTION "] %s must be an absolute path, not '%s'",
-				  fv_config_path(c), key, v);
-	return 0;
-}
 
 static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
 {
@@ -68,24 +51,8 @@ static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
 	const struct fv_config *c = ctx->config;
 	if (gce_conf_load(c, SECTION, &gd->gce, err) < 0)
 		return err->code;
-	if (fv_config_get_long(c, SECTION, "attach-timeout", DEFAULT_ATTACH_TIMEOUT_S, 1, 3600, &gd->attach_timeout_s,
-			       err) < 0 ||
-	    fv_config_get_long(c, SECTION, "rescan-after", 10, 0, 600, &gd->rescan_after_s, err) < 0 ||
-	    fv_config_get_bool(c, SECTION, "scsi-rescan", true, &gd->scsi_rescan, err) < 0)
+	if (fv_clouddisk_conf_load(c, SECTION, DEFAULT_ATTACH_TIMEOUT_S, &gd->disk, err) < 0)
 		return err->code;
-	if (abs_path_conf(c, "device-dir", DEFAULT_DEVICE_DIR, gd->device_dir, sizeof(gd->device_dir), err) < 0 ||
-	    abs_path_conf(c, "sysfs-root", "/sys", gd->sysfs_root, sizeof(gd->sysfs_root), err) < 0)
-		return err->code;
-	const char *udevadm = fv_config_get(c, SECTION, "udevadm", "auto");
-	if (!strcmp(udevadm, "auto")) {
-		struct fv_err ignored = {0};
-		if (fv_tool_path("udevadm", "udev", gd->udevadm, sizeof(gd->udevadm), &ignored) < 0)
-			gd->udevadm[0] = '\0';
-	} else if (!strcmp(udevadm, "none") || !*udevadm) {
-		gd->udevadm[0] = '\0';
-	} else if (abs_path_conf(c, "udevadm", NULL, gd->udevadm, sizeof(gd->udevadm), err) < 0) {
-		return err->code;
-	}
 	return 0;
 }
 
@@ -151,34 +118,24 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 
 struct disk_names {
 	char links[2][128];
+	char what[160];
 	const char *link_list[3];
 	const char *serial_list[2];
+	struct fv_clouddisk disk;
 };
 
-static void disk_names(const char *dev, struct disk_names *d)
+static void disk_names(const struct volume *v, struct disk_names *d)
 {
 	/* udev's names for a PD; its SCSI (or NVMe) serial is the deviceName. */
-	snprintf(d->links[0], sizeof(d->links[0]), "google-%s", dev);
-	snprintf(d->links[1], sizeof(d->links[1]), "scsi-0Google_PersistentDisk_%s", dev);
+	snprintf(d->links[0], sizeof(d->links[0]), "google-%s", v->dev);
+	snprintf(d->links[1], sizeof(d->links[1]), "scsi-0Google_PersistentDisk_%s", v->dev);
 	d->link_list[0] = d->links[0];
 	d->link_list[1] = d->links[1];
 	d->link_list[2] = NULL;
-	d->serial_list[0] = dev;
+	d->serial_list[0] = v->dev;
 	d->serial_list[1] = NULL;
-}
-
-static struct fv_devwait devwait_for(const struct gcepd *gd, const struct disk_names *d, long timeout_ms)
-{
-	return (struct fv_devwait){
-		.device_dir = gd->device_dir,
-		.links = d->link_list,
-		.serials = d->serial_list,
-		.sysfs_root = gd->sysfs_root,
-		.timeout_ms = timeout_ms,
-		.rescan_after_ms = gd->rescan_after_s * 1000,
-		.scsi_rescan = gd->scsi_rescan,
-		.udevadm = gd->udevadm[0] ? gd->udevadm : NULL,
-	};
+	snprintf(d->what, sizeof(d->what), "GCE disk %s (device name %s)", v->pd, v->dev);
+	d->disk = (struct fv_clouddisk){.links = d->link_list, .serials = d->serial_list, .what = d->what};
 }
 
 /* --- instances --- */
@@ -280,7 +237,7 @@ static const char *mode_of(json_t *entry)
 static int reply_device(const struct gcepd *gd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* udev's stable name; waitforattach checks it against the serial. */
-	if (asprintf(&res->device, "%s/google-%s", gd->device_dir, v->dev) < 0) {
+	if (asprintf(&res->device, "%s/google-%s", gd->disk.device_dir, v->dev) < 0) {
 		res->device = NULL;
 		return fv_err_set(err, ENOMEM, "attach");
 	}
@@ -365,7 +322,7 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c;
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
@@ -514,7 +471,7 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (gce_device_name(call->volume_name, dev, sizeof(dev), err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c;
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
@@ -586,7 +543,7 @@ static int gcepd_isattached(struct fv_ctx *ctx, const struct fv_call *call, stru
 		return err->code;
 	struct gce_client *c;
 	struct target t;
-	if (target_of(gd, call->node, fv_now_ms() + gd->attach_timeout_s * 1000, &t, &c, err) < 0)
+	if (target_of(gd, call->node, fv_now_ms() + gd->disk.attach_timeout_s * 1000, &t, &c, err) < 0)
 		return err->code;
 	json_t *inst;
 	int rc = get_instance(c, &t, &inst, err);
@@ -615,48 +572,21 @@ static int gcepd_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, s
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	struct disk_names names;
-	disk_names(v.dev, &names);
-	long timeout_s = gd->attach_timeout_s < MAX_WAITFORATTACH_S ? gd->attach_timeout_s : MAX_WAITFORATTACH_S;
-	struct fv_devwait w = devwait_for(gd, &names, timeout_s * 1000);
-	if (w.rescan_after_ms > timeout_s * 500)
-		w.rescan_after_ms = timeout_s * 500; /* a short timeout still gets one rescan */
-	struct fv_devwait_result r;
-	if (fv_devwait_wait(&w, &r, err) < 0)
-		return fv_err_prefix(err, "GCE disk %s (device name %s)", v.pd, v.dev);
-	if (call->device && *call->device && strcmp(call->device, r.path))
-		fv_log(LOG_INFO, "disk %s: attach suggested %s, the disk is %s", v.pd, call->device, r.path);
-	res->device = strdup(r.path);
-	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
-}
-
-/* The volume's disk, found again by serial and checked against the path
- * kubelet passed: a stale path must never be formatted or mounted. */
-static int verified_disk(struct gcepd *gd, const struct volume *v, const char *device, char *dev, size_t size,
-			 struct fv_devwait_result *r, struct fv_err *err)
-{
-	struct disk_names names;
-	disk_names(v->dev, &names);
-	struct fv_devwait w = devwait_for(gd, &names, 0);
-	if (fv_devwait_verify(&w, device, r, err) < 0)
-		return fv_err_prefix(err, "GCE disk %s (device name %s)", v->pd, v->dev);
-	errno = 0;
-	if (!realpath(r->path, dev) || strlen(dev) >= size)
-		return fv_err_set(err, errno ? errno : ENAMETOOLONG, "cannot resolve '%s'", r->path);
-	return 0;
+	disk_names(&v, &names);
+	return fv_clouddisk_wait(&gd->disk, &names.disk, call->device, res, err);
 }
 
 static int gcepd_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			     struct fv_err *err)
 {
 	(void)res;
+	struct gcepd *gd = ctx->data;
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (verified_disk(ctx->data, &v, call->device, dev, sizeof(dev), &r, err) < 0)
-		return err->code;
-	return fv_block_mount_device(dev, call->dir, v.fstype, v.readonly, err);
+	struct disk_names names;
+	disk_names(&v, &names);
+	return fv_clouddisk_mount(&gd->disk, &names.disk, call->device, call->dir, v.fstype, v.readonly, err);
 }
 
 static int gcepd_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -682,7 +612,7 @@ static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, st
 	if (!want)
 		return fv_err_msg(err, EINVAL, "new size %llu is not a size", (unsigned long long)call->new_size);
 	struct fv_poll p;
-	fv_poll_start(&p, gd->attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c = client(gd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -739,14 +669,9 @@ static int gcepd_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (verified_disk(gd, &v, call->device, dev, sizeof(dev), &r, err) < 0)
-		return err->code;
-	fv_devwait_rescan_capacity(gd->sysfs_root, r.kname);
-	if (fv_block_grow_fs(dev, call->dir, err) < 0)
-		return fv_err_prefix(err, "disk %s", v.pd);
-	return 0;
+	struct disk_names names;
+	disk_names(&v, &names);
+	return fv_clouddisk_grow_fs(&gd->disk, &names.disk, call->device, call->dir, err);
 }
 
 static const struct fv_provider gcepd_provider = {
@@ -761,7 +686,7 @@ static const struct fv_provider gcepd_provider = {
 		"                     default: the metadata server's service-account token\n"
 		"  metadata-url = " GCE_DEFAULT_METADATA_URL " (or $GCE_METADATA_HOST)\n"
 		"  compute-endpoint = " GCE_DEFAULT_COMPUTE_ENDPOINT "\n"
-		"  attach-timeout = 300 (s), device-dir = " DEFAULT_DEVICE_DIR ", sysfs-root = /sys,\n"
+		"  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ", sysfs-root = /sys,\n"
 		"  scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"  ca-file, http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"  token-margin = 60 (s)\n"

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "clouddisk.h"
 #include "config.h"
 #include "tap.h"
 
@@ -44,6 +45,42 @@ int main(void)
 	c = fv_config_load("/nonexistent/flexvol.conf", &e);
 	CHECK(c && !fv_config_exists(c) && !fv_config_get(c, "loop", "image-root", NULL), "missing file is empty config");
 	fv_config_free(c);
+
+	/* Paths, and the node-side keys every cloud driver shares. */
+	p = write_tmp("[cloud]\ndevice-dir = /srv/by-id\nsysfs-root = /srv/sys\nudevadm = none\n"
+		      "attach-timeout = 40\nrescan-after = 3\nscsi-rescan = false\n"
+		      "[rel]\ndevice-dir = by-id\n[udev]\nudevadm = /opt/udevadm\n[badudev]\nudevadm = udevadm\n");
+	c = fv_config_load(p, &e);
+	char buf[16];
+	CHECK(fv_config_get_path(c, "cloud", "device-dir", "/x", buf, sizeof(buf), &e) == 0 && !strcmp(buf, "/srv/by-id"),
+	      "absolute path");
+	CHECK(fv_config_get_path(c, "cloud", "absent", "/def", buf, sizeof(buf), &e) == 0 && !strcmp(buf, "/def"),
+	      "path default");
+	CHECK(fv_config_get_path(c, "rel", "device-dir", "/x", buf, sizeof(buf), &e) == -EINVAL &&
+		      strstr(e.msg, "[rel] device-dir must be an absolute path"),
+	      "relative path refused: %s", e.msg);
+	char tiny[6];
+	CHECK(fv_config_get_path(c, "cloud", "device-dir", "/x", tiny, sizeof(tiny), &e) == -EINVAL &&
+		      strstr(e.msg, "longer than 5 bytes"),
+	      "a path too long for the buffer is refused, not cut: %s", e.msg);
+	e = (struct fv_err){0};
+	struct fv_clouddisk_conf cd;
+	CHECK(fv_clouddisk_conf_load(c, "cloud", 300, &cd, &e) == 0, "cloud keys load: %s", e.msg);
+	CHECK(cd.attach_timeout_s == 40 && cd.rescan_after_s == 3 && !cd.scsi_rescan, "cloud numbers and bool");
+	CHECK(!strcmp(cd.device_dir, "/srv/by-id") && !strcmp(cd.sysfs_root, "/srv/sys") && !cd.udevadm[0],
+	      "cloud paths, udevadm none");
+	CHECK(fv_clouddisk_conf_load(c, "empty", 300, &cd, &e) == 0 && cd.attach_timeout_s == 300 &&
+		      cd.rescan_after_s == 10 && cd.scsi_rescan && !strcmp(cd.device_dir, "/dev/disk/by-id") &&
+		      !strcmp(cd.sysfs_root, "/sys"),
+	      "cloud defaults");
+	CHECK(fv_clouddisk_conf_load(c, "udev", 300, &cd, &e) == 0 && !strcmp(cd.udevadm, "/opt/udevadm"),
+	      "udevadm path");
+	CHECK(fv_clouddisk_conf_load(c, "badudev", 300, &cd, &e) == -EINVAL && strstr(e.msg, "udevadm"),
+	      "udevadm neither auto, none nor a path: %s", e.msg);
+	CHECK(fv_clouddisk_conf_load(c, "rel", 300, &cd, &e) == -EINVAL, "relative device-dir refused");
+	fv_config_free(c);
+	unlink(p);
+	free(p);
 
 	p = write_tmp("[loop]\nthis line has no equals sign\n");
 	c = fv_config_load(p, &e);
