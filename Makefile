@@ -56,9 +56,12 @@ $(BUILD)/$(1): $$($(1)_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libflexvol.a
 endef
 $(foreach p,$(PROVIDERS),$(eval $(call provider_rule,$(p))))
 
+# A unit test that needs more than the core libraries names them: <test>_LIBS.
+test_http_token_LIBS := libcurl
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libflexvol.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDHARD) -o $@ $< $(BUILD)/libflexvol.a $(CORE_LIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDHARD) -o $@ $< $(BUILD)/libflexvol.a $(CORE_LIBS) \
+	  $(if $($*_LIBS),$(shell $(PKG_CONFIG) --libs $($*_LIBS)))
 
 # Every test tier. CI runs exactly this.
 check: all check-unit check-san check-valgrind check-integration check-vm

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "bearer.h"
 #include "tokencache.h"
 
 #define SECTION "Global"
@@ -17,10 +18,8 @@ struct os_client {
 	struct fv_ctx *ctx;
 	const struct os_conf *conf;
 	struct fv_http *http;
-	struct fv_token_cache cache;
 	char *cache_key;
-	struct fv_token token;       /* value empty until the first request */
-	struct fv_http_auth auth;
+	struct fv_bearer bearer;     /* the Keystone token, as X-Auth-Token */
 	int auths;
 };
 
@@ -328,38 +327,6 @@ static int authenticate(void *ud, struct fv_token *out, struct fv_err *err)
 	return out->data ? 0 : fv_err_set(err, ENOMEM, "Keystone authentication");
 }
 
-/* Ensures c->token holds a usable token; refresh: the current one was refused. */
-static int ensure_token(struct os_client *c, bool refresh, struct fv_err *err)
-{
-	if (c->token.value && !refresh)
-		return 0;
-	_cleanup_free_ char *rejected = refresh && c->token.value ? strdup(c->token.value) : NULL;
-	struct fv_token fresh = {0};
-	bool fetched = false;
-	int rc = fv_token_get(&c->cache, rejected, authenticate, c, &fresh, &fetched, err);
-	if (rejected)
-		explicit_bzero(rejected, strlen(rejected));
-	if (rc < 0)
-		return rc;
-	fv_token_clear(&c->token);
-	c->token = fresh;
-	fv_http_add_secret(c->http, c->token.value);
-	if (!fetched)
-		fv_log(LOG_DEBUG, "using the cached Keystone token (valid for %lld s)",
-		       (long long)(c->token.expires - time(NULL)));
-	return 0;
-}
-
-static int auth_header(void *ud, bool refresh, char *buf, size_t size, struct fv_err *err)
-{
-	struct os_client *c = ud;
-	if (ensure_token(c, refresh, err) < 0)
-		return err->code;
-	if ((size_t)snprintf(buf, size, "X-Auth-Token: %s", c->token.value) >= size)
-		return fv_err_msg(err, E2BIG, "the Keystone token is too long");
-	return 0;
-}
-
 /* Everything that selects a different token; no secret in it. */
 static char *cache_key(const struct os_conf *c)
 {
@@ -405,9 +372,15 @@ struct os_client *os_client_new(struct fv_ctx *ctx, const struct os_conf *conf, 
 	fv_http_add_secret(c->http, conf->app_cred_secret);
 	if (conf->tls_insecure)
 		fv_log(LOG_WARNING, "tls-insecure = true: TLS certificates of the cloud are not verified");
-	c->cache = (struct fv_token_cache){.run_dir = ctx->run_dir, .driver = ctx->provider->name, .key = c->cache_key,
-					   .margin_s = conf->token_margin_s};
-	c->auth = (struct fv_http_auth){.header = auth_header, .ud = c};
+	c->bearer = (struct fv_bearer){
+		.cache = {.run_dir = ctx->run_dir, .driver = ctx->provider->name, .key = c->cache_key,
+			  .margin_s = conf->token_margin_s},
+		.fetch = authenticate,
+		.ud = c,
+		.header = "X-Auth-Token: %s",
+		.http = c->http,
+	};
+	fv_bearer_init(&c->bearer);
 	return c;
 }
 
@@ -415,7 +388,7 @@ void os_client_free(struct os_client *c)
 {
 	if (!c)
 		return;
-	fv_token_clear(&c->token);
+	fv_bearer_clear(&c->bearer);
 	fv_http_free(c->http);
 	free(c->cache_key);
 	free(c);
@@ -438,14 +411,14 @@ int os_client_auth_count(const struct os_client *c)
 
 int os_endpoint(struct os_client *c, enum os_service svc, const char **url, struct fv_err *err)
 {
-	if (ensure_token(c, false, err) < 0)
+	if (fv_bearer_ensure(&c->bearer, false, err) < 0)
 		return err->code;
-	const char *u = json_string_value(json_object_get(c->token.data, svc == OS_COMPUTE ? "compute" : "volume"));
+	const char *u = json_string_value(json_object_get(c->bearer.token.data, svc == OS_COMPUTE ? "compute" : "volume"));
 	if (!u) {
 		/* A cache entry from an older driver without endpoints: authenticate. */
-		if (ensure_token(c, true, err) < 0)
+		if (fv_bearer_ensure(&c->bearer, true, err) < 0)
 			return err->code;
-		u = json_string_value(json_object_get(c->token.data, svc == OS_COMPUTE ? "compute" : "volume"));
+		u = json_string_value(json_object_get(c->bearer.token.data, svc == OS_COMPUTE ? "compute" : "volume"));
 		if (!u)
 			return fv_err_msg(err, ENOENT, "no %s endpoint known", svc == OS_COMPUTE ? "compute" : "volume");
 	}
@@ -471,7 +444,7 @@ int os_call(struct os_client *c, enum os_service svc, const char *method, const 
 	struct fv_http_response r = {0};
 	int rc = fv_http_request(c->http,
 				 &(struct fv_http_request){.method = method, .url = url, .body = text, .headers = headers,
-							   .auth = &c->auth, .what = what},
+							   .auth = &c->bearer.auth, .what = what},
 				 &r, err);
 	if (rc < 0) {
 		fv_http_response_free(&r);

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "jwt.h"
 #include "log.h"
+#include "bearer.h"
 #include "tokencache.h"
 
 #define JWT_GRANT "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
@@ -31,10 +32,8 @@ struct gce_client {
 	struct fv_http *http;
 	struct sa_key key;            /* with a credentials file */
 	bool has_key;
-	struct fv_token_cache cache;
 	char *cache_key;
-	struct fv_token token;        /* value NULL until the first request */
-	struct fv_http_auth auth;
+	struct fv_bearer bearer;      /* the access token, as Authorization: Bearer */
 	int fetches;
 };
 
@@ -368,43 +367,11 @@ static int fetch_token(void *ud, struct fv_token *out, struct fv_err *err)
 	return 0;
 }
 
-static int ensure_token(struct gce_client *c, bool refresh, struct fv_err *err)
+/* A token cached with the project and zone it was resolved with. */
+static bool has_scope(const struct fv_token *t)
 {
-	if (c->token.value && !refresh)
-		return 0;
-	_cleanup_free_ char *rejected = refresh && c->token.value ? strdup(c->token.value) : NULL;
-	struct fv_token fresh = {0};
-	bool fetched = false;
-	int rc = fv_token_get(&c->cache, rejected, fetch_token, c, &fresh, &fetched, err);
-	if (rejected)
-		explicit_bzero(rejected, strlen(rejected));
-	if (rc < 0)
-		return rc;
-	if (!json_string_value(json_object_get(fresh.data, "project")) ||
-	    !json_string_value(json_object_get(fresh.data, "zone"))) {
-		/* A cache entry without them (written by something else): start over. */
-		fv_token_clear(&fresh);
-		struct fv_err ignored = {0};
-		fv_token_forget(&c->cache, &ignored);
-		if (fv_token_get(&c->cache, NULL, fetch_token, c, &fresh, &fetched, err) < 0)
-			return err->code;
-	}
-	fv_token_clear(&c->token);
-	c->token = fresh;
-	fv_http_add_secret(c->http, c->token.value);
-	if (!fetched)
-		fv_log(LOG_DEBUG, "using the cached token (valid for %lld s)", (long long)(c->token.expires - time(NULL)));
-	return 0;
-}
-
-static int auth_header(void *ud, bool refresh, char *buf, size_t size, struct fv_err *err)
-{
-	struct gce_client *c = ud;
-	if (ensure_token(c, refresh, err) < 0)
-		return err->code;
-	if ((size_t)snprintf(buf, size, "Authorization: Bearer %s", c->token.value) >= size)
-		return fv_err_msg(err, E2BIG, "the access token is too long");
-	return 0;
+	return json_string_value(json_object_get(t->data, "project")) &&
+	       json_string_value(json_object_get(t->data, "zone"));
 }
 
 /* Everything that selects a different token, project or zone; no secret in it. */
@@ -465,9 +432,16 @@ struct gce_client *gce_client_new(struct fv_ctx *ctx, const struct gce_conf *con
 		gce_client_free(c);
 		return NULL;
 	}
-	c->cache = (struct fv_token_cache){.run_dir = ctx->run_dir, .driver = ctx->provider->name, .key = c->cache_key,
-					   .margin_s = conf->token_margin_s};
-	c->auth = (struct fv_http_auth){.header = auth_header, .ud = c};
+	c->bearer = (struct fv_bearer){
+		.cache = {.run_dir = ctx->run_dir, .driver = ctx->provider->name, .key = c->cache_key,
+			  .margin_s = conf->token_margin_s},
+		.fetch = fetch_token,
+		.ud = c,
+		.complete = has_scope,
+		.header = "Authorization: Bearer %s",
+		.http = c->http,
+	};
+	fv_bearer_init(&c->bearer);
 	return c;
 }
 
@@ -475,7 +449,7 @@ void gce_client_free(struct gce_client *c)
 {
 	if (!c)
 		return;
-	fv_token_clear(&c->token);
+	fv_bearer_clear(&c->bearer);
 	fv_http_free(c->http);
 	key_free(&c->key);
 	free(c->cache_key);
@@ -494,10 +468,10 @@ int gce_client_token_fetches(const struct gce_client *c)
 
 int gce_client_scope(struct gce_client *c, const char **project, const char **zone, struct fv_err *err)
 {
-	if (ensure_token(c, false, err) < 0)
+	if (fv_bearer_ensure(&c->bearer, false, err) < 0)
 		return err->code;
-	*project = json_string_value(json_object_get(c->token.data, "project"));
-	*zone = json_string_value(json_object_get(c->token.data, "zone"));
+	*project = json_string_value(json_object_get(c->bearer.token.data, "project"));
+	*zone = json_string_value(json_object_get(c->bearer.token.data, "zone"));
 	return 0;
 }
 
@@ -522,7 +496,7 @@ int gce_call(struct gce_client *c, const char *method, const char *path, json_t 
 		return fv_err_set(err, ENOMEM, "%s", what);
 	struct fv_http_response r = {0};
 	int rc = fv_http_request(c->http,
-				 &(struct fv_http_request){.method = method, .url = url, .body = text, .auth = &c->auth,
+				 &(struct fv_http_request){.method = method, .url = url, .body = text, .auth = &c->bearer.auth,
 							   .classify = classify, .what = what},
 				 &r, err);
 	if (rc < 0) {

@@ -451,10 +451,12 @@ def test_a_detach_waits_for_an_attach_still_running(make_cloud):
     cloud = make_cloud(gcepd={"attach-timeout": "3"})
     k = cloud.kubelet
     pd = cloud.disk("pd-late")
-    cloud.fake.add_fault(kind="slow_operation", target=pd, seconds=2, count=1)   # DONE after 4 s
+    # DONE after 8 s: well after the attach gave up, even on a loaded machine.
+    cloud.fake.add_fault(kind="slow_operation", target=pd, seconds=4, count=1)
     a = k.attach("pv-late", opts(pd))
-    assert a.status == "Failure" and "is still RUNNING after 3 s" in a.message, a
+    assert a.status == "Failure" and "is still PENDING after 3 s" in a.message, a
     assert cloud.attached() == {}, "GCE has not finished the attach yet"
+    cloud.configure(attach_timeout=30)     # the detach's own deadline: room for a loaded machine
     with Syslog() as log:
         d = k.detach("pv-late")
         text = log.text("flexvol-gcepd")

@@ -1,11 +1,13 @@
 /* The bearer-token cache (flexvol/tokencache.c): files, modes, expiry,
- * rejection after a 401, one fetch per miss, and the UTC time parser. */
+ * rejection after a 401, one fetch per miss, and the UTC time parser; a
+ * client's current token and its header (flexvol/bearer.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "bearer.h"
 #include "tokencache.h"
 #include "tap.h"
 
@@ -13,6 +15,7 @@ struct fetcher {
 	int calls;
 	long lifetime;
 	int fail;
+	bool zone;     /* put a "zone" in the token's data */
 };
 
 static int fetch(void *ud, struct fv_token *out, struct fv_err *err)
@@ -26,7 +29,14 @@ static int fetch(void *ud, struct fv_token *out, struct fv_err *err)
 	out->value = strdup(v);
 	out->expires = time(NULL) + f->lifetime;
 	out->data = json_pack("{s:s}", "compute", "http://nova");
+	if (f->zone)
+		json_object_set_new(out->data, "zone", json_string("us-central1-a"));
 	return 0;
+}
+
+static bool has_zone(const struct fv_token *t)
+{
+	return json_object_get(t->data, "zone") != NULL;
 }
 
 static void rm_tree(const char *dir)
@@ -133,6 +143,37 @@ int main(void)
 	CHECK(fv_parse_utc("2030-01-01T12:00:00+02:00") == -1, "other offsets refused");
 	CHECK(fv_parse_utc("2030-13-01T12:00:00Z") == -1, "bad month");
 	CHECK(fv_parse_utc("soon") == -1 && fv_parse_utc(NULL) == -1, "garbage");
+
+	/* fv_bearer: the token a client sends, and its header. */
+	struct fv_http *h = fv_http_new(&(struct fv_http_config){0}, &e);
+	CHECK(h != NULL, "http client: %s", e.msg);
+	struct fetcher bf = {.lifetime = 3600};
+	struct fv_bearer b = {.cache = {.run_dir = run, .driver = "gcepd", .key = "bearer-test"},
+			      .fetch = fetch,
+			      .ud = &bf,
+			      .header = "Authorization: Bearer %s",
+			      .http = h};
+	fv_bearer_init(&b);
+	char hdr[64];
+	CHECK(b.auth.header(b.auth.ud, false, hdr, sizeof(hdr), &e) == 0 && bf.calls == 1, "first header fetches");
+	CHECK_STR(hdr, "Authorization: Bearer tok-1", "the header carries the token");
+	CHECK(b.auth.header(b.auth.ud, false, hdr, sizeof(hdr), &e) == 0 && bf.calls == 1, "then it is reused");
+	CHECK(b.auth.header(b.auth.ud, true, hdr, sizeof(hdr), &e) == 0 && bf.calls == 2, "a 401 fetches anew");
+	CHECK_STR(hdr, "Authorization: Bearer tok-2", "and sends the new one");
+	char tiny[10];
+	CHECK(b.auth.header(b.auth.ud, false, tiny, sizeof(tiny), &e) == -E2BIG, "a header that does not fit");
+	fv_bearer_clear(&b);
+	CHECK(b.token.value == NULL, "cleared");
+
+	/* A cached token without the data the client needs is fetched again. */
+	struct fv_bearer picky = b;
+	picky.complete = has_zone;
+	bf.zone = true;
+	fv_bearer_init(&picky);
+	CHECK(fv_bearer_ensure(&picky, false, &e) == 0 && bf.calls == 3 && json_object_get(picky.token.data, "zone"),
+	      "incomplete cache entry replaced (%d fetches)", bf.calls);
+	fv_bearer_clear(&picky);
+	fv_http_free(h);
 
 	rm_tree(run);
 	return tap_done("test_http_token");
