@@ -1,46 +1,23 @@
 """Test-side glue for the cinder driver: a fake OpenStack with real loop
-devices as its node (tests/fakes), the driver's configuration, a kubelet per
-node, and a syslog receiver.
+devices as its node (tests/fakes), the driver's configuration, and an https
+proxy for testing TLS to Keystone.
 
-Nothing here is specific to one test: tests/integration/test_cinder.py and
-tests/vm/test_cinder_vm.py both build on it.
+The cloud-neutral parts (the cloud's layout, driver and kubelets, the VM node
+that can resize, fixtures, pods, mounts) are in cloud_common.py, shared with
+the gcepd driver's tests. tests/integration/test_cinder.py and
+tests/vm/test_cinder_vm.py both build on this.
 """
 import os
 import secrets
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-HARNESS = os.path.join(REPO, "tests", "harness")
-if HARNESS not in sys.path:
-    sys.path.insert(0, HARNESS)
-
-from tests.fakes import common as fake_common  # noqa: E402
-from tests.fakes import openstack as fake_openstack  # noqa: E402
-from kubelet import Driver, Kubelet, go_json  # noqa: E402
+# cloud_common first: it puts the repository on sys.path for tests.fakes.
+from cloud_common import CloudBase, NODES, write_private
+from tests.fakes import openstack as fake_openstack
 
 PROJECT, USER, DOMAIN = "kube", "k8s-volumes", "Default"
-NODES = ("node-1", "node-2")
-
-
-class ResizableVMNode(fake_common.VMNode):
-    """VMNode (tests/fakes/common.py) plus what an online extend needs: the
-    hypervisor telling the guest the disk's new size (QMP block_resize), as
-    Nova does for an in-use volume. VMNode.resize only grows the image file,
-    which the guest never notices."""
-
-    def resize(self, disk_id, size_bytes):
-        super().resize(disk_id, size_bytes)
-        serial = self._serials.get(disk_id)
-        if serial is not None:
-            node_name, _ = self.vm._disks[serial]
-            self.vm.qmp.command("block_resize", **{"node-name": node_name, "size": size_bytes})
 
 
 class TlsProxy:
@@ -105,33 +82,21 @@ class TlsProxy:
         self.sock.close()
 
 
-def write_private(path, text, mode=0o600):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-
-
-class CinderCloud:
+class CinderCloud(CloudBase):
     """A fake OpenStack on loopback whose attached volumes become real loop
     devices (HostLoopNode) or disks hot-plugged into a VM (node=VMNode), plus
     the driver configured against it.
 
     Layout under tmp: by-id/ (the fake udev links), sys/ (the fake sysfs
     serials), images/ (volume images), etc/ (cinder.conf), run/ (driver run
-    dir: locks, token cache, PV records), kubelet/.
+    dir: locks, token cache, PV records), kubelet-<node>/.
     """
+
+    driver_name = "cinder"
 
     def __init__(self, tmp, transition_delay=0.3, flexvol=None, token_lifetime=3600, app_credential=False,
                  wrapper=(), node=None):
-        self.tmp = str(tmp)
-        self.device_dir = os.path.join(self.tmp, "by-id")
-        self.sysfs = os.path.join(self.tmp, "sys")
-        self.config_dir = os.path.join(self.tmp, "etc")
-        self.run_dir = os.path.join(self.tmp, "run")
-        os.makedirs(self.config_dir)
-        # Where attached volumes appear: loop devices here, or a VM (node=).
-        self.node = node or fake_common.HostLoopNode(self.device_dir, self.sysfs, os.path.join(self.tmp, "images"))
+        super().__init__(tmp, node)
         self.fake = fake_openstack.FakeOpenStack(node=self.node, token_lifetime=token_lifetime,
                                                  transition_delay=transition_delay).start()
         self.password = "pw-" + secrets.token_urlsafe(18)
@@ -143,15 +108,7 @@ class CinderCloud:
                         "udevadm": "none", "http-timeout": "5", "rescan-after": "2"}
         self.flexvol.update(flexvol or {})
         self.write_config()
-        env = dict(os.environ, FLEXVOL_CONFIG_DIR=self.config_dir, FLEXVOL_RUN_DIR=self.run_dir)
-        build = os.path.join(REPO, os.environ.get("FLEXVOL_BUILD", "build"))
-        self.driver = Driver(os.path.join(build, "cinder"), env, wrapper)
-        self.kubelets = {n: Kubelet(self.driver, os.path.join(self.tmp, "kubelet-" + n), node=n) for n in NODES}
-        self.kubelet = self.kubelets["node-1"]
-
-    @property
-    def config_path(self):
-        return os.path.join(self.config_dir, "cinder.conf")
+        self.start_driver(wrapper)
 
     auth_url = None      # default: the fake's own http URL
     extra_global = ()
@@ -195,28 +152,8 @@ class CinderCloud:
     def auths(self):
         return self.fake.auth_count(ok=True)
 
-    def close(self):
-        self.fake.stop()
-        self.node.close()
-
 
 def opts(vid, **extra):
     o = {"volumeID": vid}
     o.update(extra)
     return o
-
-
-def pod(n):
-    return {"name": "p-%d" % n, "namespace": "default", "uid": "00000000-0000-4000-8000-%012d" % n}
-
-
-def cleanup_mounts(prefix):
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if line.split()[4].startswith(prefix + "/")]
-    for m in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], capture_output=True)
-
-
-def mounts_under(prefix):
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix + "/")]

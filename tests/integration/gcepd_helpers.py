@@ -1,25 +1,23 @@
 """Test-side glue for the gcepd driver: a fake GCE (metadata server, OAuth
 token endpoint, compute v1; tests/fakes/gce.py) whose attached disks become
-real loop devices with by-id links and sysfs serials (HostLoopNode), the
-driver's configuration, and a kubelet per node.
+real loop devices with by-id links and sysfs serials (HostLoopNode), and the
+driver's configuration.
 
-The cloud-neutral helpers (syslog receiver, mount cleanup, pods, the VM
-node that can resize) are the cinder driver's, imported from cinder_helpers
-rather than copied. tests/integration/test_gcepd.py and
+The cloud-neutral parts (the cloud's layout, driver and kubelets, the VM node
+that can resize, fixtures, pods, mounts) are in cloud_common.py, shared with
+the cinder driver's tests. tests/integration/test_gcepd.py and
 tests/vm/test_gcepd_vm.py both build on this.
 """
 import os
 
-from cinder_helpers import (REPO, Driver, Kubelet, ResizableVMNode, cleanup_mounts, go_json,  # noqa: F401
-                            mounts_under, pod, write_private)
-from tests.fakes import common as fake_common
+# cloud_common first: it puts the repository on sys.path for tests.fakes.
+from cloud_common import CloudBase, NODES, write_private
 from tests.fakes import gce as fake_gce
 
-NODES = ("node-1", "node-2")
 PROJECT, ZONE = "my-project", "us-central1-a"
 
 
-class GCECloud:
+class GCECloud(CloudBase):
     """A fake GCE on loopback whose attached disks become real loop devices
     (HostLoopNode) or disks hot-plugged into a VM (node=VMNode), plus the
     gcepd driver configured against it.
@@ -33,16 +31,11 @@ class GCECloud:
     and zone are not configured and come from the metadata server.
     """
 
+    driver_name = "gcepd"
+
     def __init__(self, tmp, op_delay=0.2, gcepd=None, token_lifetime=3600, key=False, scope=True,
                  in_use_error="sync", wrapper=(), node=None):
-        self.tmp = str(tmp)
-        self.device_dir = os.path.join(self.tmp, "by-id")
-        self.sysfs = os.path.join(self.tmp, "sys")
-        self.config_dir = os.path.join(self.tmp, "etc")
-        self.run_dir = os.path.join(self.tmp, "run")
-        os.makedirs(self.config_dir)
-        # Where attached disks appear: loop devices here, or a VM (node=, tests/vm).
-        self.node = node or fake_common.HostLoopNode(self.device_dir, self.sysfs, os.path.join(self.tmp, "images"))
+        super().__init__(tmp, node)
         self.fake = fake_gce.FakeGCE(node=self.node, token_lifetime=token_lifetime, project=PROJECT, zone=ZONE,
                                      op_delay=op_delay, in_use_error=in_use_error).start()
         for n in NODES:
@@ -58,16 +51,8 @@ class GCECloud:
             self.gcepd["credentials-file"] = self.key_path
         self.gcepd.update(gcepd or {})
         self.write_config()
-        env = dict(os.environ, FLEXVOL_CONFIG_DIR=self.config_dir, FLEXVOL_RUN_DIR=self.run_dir)
-        env.pop("GCE_METADATA_HOST", None)
-        build = os.path.join(REPO, os.environ.get("FLEXVOL_BUILD", "build"))
-        self.driver = Driver(os.path.join(build, "gcepd"), env, wrapper)
-        self.kubelets = {n: Kubelet(self.driver, os.path.join(self.tmp, "kubelet-" + n), node=n) for n in NODES}
-        self.kubelet = self.kubelets["node-1"]
-
-    @property
-    def config_path(self):
-        return os.path.join(self.config_dir, "gcepd.conf")
+        # The host's own GCE_METADATA_HOST would lead the driver away from the fake.
+        self.start_driver(wrapper, unset_env=("GCE_METADATA_HOST",))
 
     def write_config(self):
         lines = ["[gcepd]"] + ["%s = %s" % (k, v) for k, v in self.gcepd.items() if v is not None]
@@ -105,10 +90,6 @@ class GCECloud:
 
     def token_fetches(self):
         return self.fake.auth_count(ok=True)
-
-    def close(self):
-        self.fake.stop()
-        self.node.close()
 
 
 def opts(pd, **extra):

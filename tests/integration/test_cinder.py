@@ -3,7 +3,6 @@ attached volumes appear as real loop devices with by-id links and sysfs
 serials under a temporary tree (HostLoopNode): the kubelet sequence, the
 attach/detach controller's calls, idempotency, parallelism, failover, and
 every cloud fault the issue lists."""
-import hashlib
 import os
 import signal
 import shutil
@@ -14,81 +13,15 @@ import time
 import pytest
 
 from syslog_capture import Syslog
-from cinder_helpers import CinderCloud, TlsProxy, cleanup_mounts, go_json, mounts_under, opts, pod
+from cinder_helpers import CinderCloud, TlsProxy, opts
+from cloud_common import (CAP_SYS_RESOURCE, POD_A, POD_B, attach_and_mount, cloud_fixtures, fs_size,
+                          fs_type_of, has_cap, mounts_under, requests, tear_down)
 from conftest import valgrind_wrapper
+from kubelet import go_json
 
-POD_A, POD_B = pod(1), pod(2)
-
-
-def needs_loop():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts and loop devices)")
-    if not os.path.exists("/dev/loop-control"):
-        pytest.skip("no /dev/loop-control")
-
-
-@pytest.fixture
-def make_cloud(tmp_path):
-    needs_loop()
-    clouds = []
-
-    def make(**kw):
-        c = CinderCloud(tmp_path / ("c%d" % len(clouds)), wrapper=valgrind_wrapper(tmp_path), **kw)
-        clouds.append(c)
-        return c
-
-    yield make
-    for c in clouds:
-        cleanup_mounts(c.tmp)
-        c.close()
-        assert not c.fake.errors, "fake errors:\n" + "\n".join(c.fake.errors)
-    for report in tmp_path.glob("valgrind.*"):
-        text = report.read_text()
-        # libblkid's SCSI probe ioctl is unknown to valgrind: a notice, not an error.
-        real = [line for line in text.splitlines()
-                if not any(n in line for n in ("unhandled ioctl 0x5395", "spurious value errors",
-                                               "README_MISSING_SYSCALL_OR_IOCTL"))]
-        assert not "\n".join(real).strip(), "valgrind report:\n" + text
-
-
-@pytest.fixture
-def cloud(make_cloud):
-    return make_cloud()
-
-
-def attach_and_mount(cloud, spec, o, pods, fs_type="", node="node-1"):
-    k = cloud.kubelets[node]
-    a = k.attach(spec, o, fs_type)
-    assert a.status == "Success", a
-    w = k.wait_for_attach(spec, o, a.json.get("device", ""), fs_type)
-    assert w.status == "Success", w
-    m = k.mount_device(spec, o, w.json["device"], fs_type)
-    assert m is None or m.status == "Success", m
-    for p in pods:
-        r = k.set_up_pod(p, spec, o, fs_type)
-        assert r is None or r.status == "Success", r
-    return w.json["device"]
-
-
-def tear_down(cloud, spec, pods, node="node-1"):
-    k = cloud.kubelets[node]
-    for p in pods:
-        r = k.tear_down_pod(p["uid"], spec)
-        assert r is None or r.status == "Success", r
-    r = k.unmount_device(spec)
-    assert r is None or r.status == "Success", r
-    d = k.detach(spec)
-    assert d.status == "Success", d
-
-
-def fs_type_of(path):
-    return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-M", path], capture_output=True,
-                          text=True).stdout.strip()
-
-
-def fs_size(path):
-    st = os.statvfs(path)
-    return st.f_blocks * st.f_frsize
+# make_cloud(**kw), a CinderCloud per call, and cloud, one with the defaults; each
+# driver call under valgrind when FLEXVOL_VALGRIND=1.
+make_cloud, cloud = cloud_fixtures(CinderCloud, valgrind_wrapper)
 
 
 def test_init(cloud):
@@ -273,10 +206,6 @@ def test_short_token_lifetime_is_refreshed_before_expiry(make_cloud):
 
 
 # --- cloud faults: each ends in success after retries or in a bounded, clear Failure ---
-
-def requests(cloud, method=None, path=None):
-    return cloud.fake.request_log(method=method, path=path)
-
 
 def test_500s_are_retried(cloud):
     vid = cloud.volume()
@@ -641,15 +570,6 @@ def test_mountdevice_refuses_a_detached_volume(cloud):
     vid = cloud.volume()
     m = k.mount_device("pv-gone", opts(vid), os.path.join(cloud.device_dir, "virtio-" + vid[:20]))
     assert m.status == "Failure" and "not attached to this node" in m.message, m
-
-
-def has_cap(bit):
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    return bool(eff >> bit & 1)
-
-
-CAP_SYS_RESOURCE = 24
 
 
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs"])

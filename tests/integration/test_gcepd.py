@@ -14,81 +14,19 @@ import urllib.parse
 import pytest
 
 from syslog_capture import Syslog
-from gcepd_helpers import GCECloud, cleanup_mounts, go_json, mounts_under, opts, pod
+from cloud_common import (CAP_SYS_RESOURCE, POD_A, POD_B, attach_and_mount, cloud_fixtures, fs_size,
+                          fs_type_of, has_cap, mounts_under, requests, tear_down)
+from conftest import valgrind_wrapper
+from gcepd_helpers import GCECloud, opts
+from kubelet import go_json
 
-POD_A, POD_B = pod(1), pod(2)
-
-
-def needs_loop():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts and loop devices)")
-    if not os.path.exists("/dev/loop-control"):
-        pytest.skip("no /dev/loop-control")
-
-
-@pytest.fixture
-def make_cloud(tmp_path):
-    needs_loop()
-    clouds = []
-
-    def make(**kw):
-        c = GCECloud(tmp_path / ("c%d" % len(clouds)), **kw)
-        clouds.append(c)
-        return c
-
-    yield make
-    for c in clouds:
-        cleanup_mounts(c.tmp)
-        c.close()
-        assert not c.fake.errors, "fake errors:\n" + "\n".join(c.fake.errors)
-
-
-@pytest.fixture
-def cloud(make_cloud):
-    return make_cloud()
-
-
-def attach_and_mount(cloud, spec, o, pods, fs_type="", node="node-1", read_only=False):
-    k = cloud.kubelets[node]
-    a = k.attach(spec, o, fs_type, read_only)
-    assert a.status == "Success", a
-    w = k.wait_for_attach(spec, o, a.json.get("device", ""), fs_type, read_only)
-    assert w.status == "Success", w
-    m = k.mount_device(spec, o, w.json["device"], fs_type, read_only)
-    assert m is None or m.status == "Success", m
-    for p in pods:
-        r = k.set_up_pod(p, spec, o, fs_type, read_only)
-        assert r is None or r.status == "Success", r
-    return w.json["device"]
-
-
-def tear_down(cloud, spec, pods, node="node-1"):
-    k = cloud.kubelets[node]
-    for p in pods:
-        r = k.tear_down_pod(p["uid"], spec)
-        assert r is None or r.status == "Success", r
-    r = k.unmount_device(spec)
-    assert r is None or r.status == "Success", r
-    d = k.detach(spec)
-    assert d.status == "Success", d
-
-
-def requests(cloud, method=None, path=None):
-    return cloud.fake.request_log(method=method, path=path)
+# make_cloud(**kw), a GCECloud per call, and cloud, one with the defaults; each
+# driver call under valgrind when FLEXVOL_VALGRIND=1.
+make_cloud, cloud = cloud_fixtures(GCECloud, valgrind_wrapper)
 
 
 def query(entry, name):
     return urllib.parse.parse_qs(urllib.parse.urlsplit(entry["path"]).query).get(name, [None])[0]
-
-
-def fs_type_of(path):
-    return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-M", path], capture_output=True,
-                          text=True).stdout.strip()
-
-
-def fs_size(path):
-    st = os.statvfs(path)
-    return st.f_blocks * st.f_frsize
 
 
 def test_init(cloud):
@@ -707,15 +645,6 @@ def test_mountdevice_refuses_a_detached_disk(cloud):
     pd = cloud.disk("pd-gone")
     m = cloud.kubelet.mount_device("pv-gone", opts(pd), cloud.link("pv-gone"))
     assert m.status == "Failure" and "not attached to this node" in m.message, m
-
-
-def has_cap(bit):
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    return bool(eff >> bit & 1)
-
-
-CAP_SYS_RESOURCE = 24
 
 
 @pytest.mark.parametrize("fs_type", ["ext4", "xfs"])

@@ -9,11 +9,10 @@ Split as in a cluster, with no network between host and guest:
   serial is the first 20 characters of the volume ID, as Nova does on KVM
   (VMNode: QMP device_add / device_del / block_resize).
 * guest = the node: the kubelet's waitforattach, mountdevice, mount, unmount,
-  unmountdevice and expandfs (tests/integration/cinder_node.py, using the
+  unmountdevice and expandfs (tests/vm/guest_tests/cloud_node.py, using the
   same harness), finding the disk through the by-id link the guest's udev
   made. The guest's cinder.conf has no credentials: node calls need none.
 """
-import json
 import os
 import sys
 import time
@@ -22,22 +21,23 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "vm", "guest_tests"))
 
-from cinder_helpers import CinderCloud, ResizableVMNode, opts  # noqa: E402
+from cinder_helpers import CinderCloud, opts  # noqa: E402
+from cloud_common import ResizableVMNode  # noqa: E402
+from cloud_node import run_in  # noqa: E402
 
-NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "cinder_node.py")
 GIB = 1 << 30
 NODE_CONFIG = {"attach-timeout": 120, "rescan-after": 15}
 # For a waitforattach that must fail: the disk is gone, waiting longer shows nothing.
 SHORT_WAIT = {"attach-timeout": 4, "rescan-after": 2}
 
 
-def node(guest, **args):
-    """One step of the guest's kubelet; its JSON summary."""
-    args.setdefault("build", os.environ.get("FLEXVOL_BUILD", "build"))
-    rc, out = guest.run(["/usr/bin/python3", NODE_SCRIPT, json.dumps(args)], timeout=240)
-    assert rc == 0, out
-    return json.loads(out.strip().splitlines()[-1])
+def node(guest, volume=None, **args):
+    """One step of the guest's kubelet (tests/vm/guest_tests/cloud_node.py)."""
+    if volume:
+        args["options"] = {"volumeID": volume}
+    return run_in(guest, driver="cinder", **args)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def cloud(guest, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cinder-vm")
     c = CinderCloud(tmp, node=ResizableVMNode(guest, str(tmp / "images")),
                     flexvol={"device-dir": "/dev/disk/by-id", "attach-timeout": "120"})
-    setup = node(guest, step="setup", flexvol=NODE_CONFIG)
+    setup = node(guest, step="setup", config=NODE_CONFIG)
     assert setup["init"]["status"] == "Success"
     yield c
     c.close()
@@ -79,7 +79,7 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     d = cloud.kubelet.detach("pv-vm")
     assert d.status == "Success", d
     assert cloud.state(vid)["status"] == "available"
-    w = node(guest, step="mount", spec="pv-vm", volume=vid, flexvol=SHORT_WAIT)
+    w = node(guest, step="mount", spec="pv-vm", volume=vid, config=SHORT_WAIT)
     assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
     assert "no disk appeared" in w["waitforattach"]["message"], w
 
@@ -109,7 +109,8 @@ def test_online_expand_of_ext4(guest, cloud):
     r = cloud.driver.call("expandvolume", j, "flexvol/cinder/mounts/pv-grow", str(2 * GIB), str(GIB))
     assert r.status == "Success", r
     assert cloud.state(vid)["size"] == 2
-    e = node(guest, step="expandfs", spec="pv-grow", volume=vid, new_size=2 * GIB, old_size=GIB)
+    e = node(guest, step="expandfs", spec="pv-grow", volume=vid, device=a.json["device"], new_size=2 * GIB,
+             old_size=GIB)
     assert [x["status"] for x in e["expandfs"]] == ["Success", "Success"], e
     assert e["fs_bytes"] > before * 1.8, (before, e["fs_bytes"])
     assert node(guest, step="unmount", spec="pv-grow")["unmountdevice"]["status"] == "Success"

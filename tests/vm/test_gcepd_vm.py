@@ -10,12 +10,11 @@ tests/vm/test_cinder_vm.py:
   virtio-blk disk whose serial is the deviceName (VMNode: QMP device_add /
   device_del / block_resize).
 * guest = the node: the kubelet's waitforattach, mountdevice, mount, unmount,
-  unmountdevice and expandfs (tests/integration/gcepd_node.py, using the same
-  harness). With GCE's udev rule installed the guest's udev makes
+  unmountdevice and expandfs (tests/vm/guest_tests/cloud_node.py, using the
+  same harness). With GCE's udev rule installed the guest's udev makes
   /dev/disk/by-id/google-<deviceName>; without it the driver finds the disk
   by its serial in /sys/block. The guest's gcepd.conf has no credentials.
 """
-import json
 import os
 import shutil
 import sys
@@ -25,27 +24,33 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "vm", "guest_tests"))
 
-from gcepd_helpers import GCECloud, ResizableVMNode, go_json, opts  # noqa: E402
+from cloud_common import ResizableVMNode  # noqa: E402
+from cloud_node import run_in  # noqa: E402
+from gcepd_helpers import GCECloud, opts  # noqa: E402
+from kubelet import go_json  # noqa: E402
 
-NODE_SCRIPT = os.path.join(REPO, "tests", "integration", "gcepd_node.py")
 GIB = 1 << 30
 BY_ID = "/dev/disk/by-id"
+NODE_CONFIG = {"attach-timeout": 120, "rescan-after": 15, "device-dir": BY_ID}
 # For a waitforattach that must fail: the disk is gone, waiting longer shows nothing.
 SHORT_WAIT = {"attach-timeout": 4, "rescan-after": 2, "device-dir": BY_ID}
+# What GCE's guest environment installs on an instance (google-guest-configs):
+# a persistent disk's serial is its device name.
+GCE_RULE = "/etc/udev/rules.d/65-gce-disk-naming.rules"
+GCE_RULE_TEXT = ('KERNEL=="vd*[!0-9]", ATTRS{serial}=="?*", SYMLINK+="disk/by-id/google-$attr{serial}"\n')
 
 
-def node(guest, **args):
-    """One step of the guest's kubelet; its JSON summary."""
-    args.setdefault("build", os.environ.get("FLEXVOL_BUILD", "build"))
-    rc, out = guest.run(["/usr/bin/python3", NODE_SCRIPT, json.dumps(args)], timeout=240)
-    assert rc == 0, out
-    return json.loads(out.strip().splitlines()[-1])
+def node(guest, pd=None, **args):
+    """One step of the guest's kubelet (tests/vm/guest_tests/cloud_node.py)."""
+    if pd:
+        args["options"] = {"pdName": pd}
+    return run_in(guest, driver="gcepd", **args)
 
 
 def setup_node(guest, google_links=True):
-    s = node(guest, step="setup", google_links=google_links,
-             gcepd={"attach-timeout": 120, "rescan-after": 15, "device-dir": BY_ID})
+    s = node(guest, step="setup", config=NODE_CONFIG, udev_rules={GCE_RULE: GCE_RULE_TEXT if google_links else None})
     assert s["init"]["status"] == "Success" and s["udev_reload"] == 0, s
 
 
@@ -90,7 +95,7 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     d = cloud.kubelet.detach("pv-vm")
     assert d.status == "Success", d
     assert cloud.attached() == {}
-    w = node(guest, step="mount", spec="pv-vm", pd=pd, gcepd=SHORT_WAIT)
+    w = node(guest, step="mount", spec="pv-vm", pd=pd, config=SHORT_WAIT)
     assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
     assert "no disk appeared" in w["waitforattach"]["message"], w
 
