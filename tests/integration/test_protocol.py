@@ -2,7 +2,6 @@
 argv handling, Not supported, reply shape, exit codes, secrets, logging."""
 import base64
 import glob
-import json
 import os
 import re
 import subprocess
