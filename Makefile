@@ -70,15 +70,16 @@ check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do $$t; done
 
 # The unit tests and the driver tests again with ASan+UBSan binaries. Left out: the bundle and
-# installer tests (about the release build, never sanitized) and the tests that mostly wait out
-# timeouts and retries (the same code paths run in the faster fault tests).
+# installer tests (about the release build, never sanitized), the tests that mostly wait out
+# timeouts and retries (the same code paths run in the faster fault tests), and the wake-up
+# latency tests (a sanitized process is slower to exit than the latency they measure).
 check-san:
 	$(MAKE) --no-print-directory SAN=1 BUILD=build-san all $(UNIT_TESTS:$(BUILD)/%=build-san/%)
 	@set -e; for t in $(UNIT_TESTS:$(BUILD)/%=build-san/%); do ASAN_OPTIONS=detect_leaks=1 $$t; done
 	ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  FLEXVOL_BUILD=build-san $(PYTHON) -m pytest -p no:cacheprovider -q --durations=5 tests/integration \
 	  --ignore=tests/integration/test_bundle.py --ignore=tests/integration/test_install.py \
-	  -k "not (within_bounds or slow or hung or never or stuck or retry_after or token_lifetime or in_parallel or concurrent)"
+	  -k "not (within_bounds or slow or hung or never or stuck or retry_after or token_lifetime or in_parallel or concurrent or wakes_on)"
 
 check-valgrind: $(UNIT_TESTS) $(DRIVERS)
 	@set -e; for t in $(UNIT_TESTS); do \
