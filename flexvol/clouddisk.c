@@ -1,11 +1,13 @@
 #include "clouddisk.h"
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
 #include "devwait.h"
 #include "log.h"
+#include "mount.h"
 #include "run.h"
 
 #define DEFAULT_RESCAN_AFTER_S 10
@@ -36,6 +38,37 @@ int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long 
 	return 0;
 }
 
+/* Appends a printf-formatted name to a NULL-terminated list whose strings live
+ * in buf, max slots of width bytes each. */
+static void add_name(const char **list, char *buf, size_t width, int max, const char *fmt, va_list ap)
+{
+	int n = 0;
+	while (n < max && list[n])
+		n++;
+	if (n == max)
+		return; /* a driver bug, caught by its tests: the name is not looked for */
+	char *slot = buf + (size_t)n * width;
+	vsnprintf(slot, width, fmt, ap);
+	list[n] = slot;
+	list[n + 1] = NULL;
+}
+
+void fv_clouddisk_link(struct fv_clouddisk *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	add_name(d->links, d->link_buf[0], sizeof(d->link_buf[0]), FV_CLOUDDISK_MAX_LINKS, fmt, ap);
+	va_end(ap);
+}
+
+void fv_clouddisk_serial(struct fv_clouddisk *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	add_name(d->serials, d->serial_buf[0], sizeof(d->serial_buf[0]), FV_CLOUDDISK_MAX_SERIALS, fmt, ap);
+	va_end(ap);
+}
+
 static struct fv_devwait devwait_for(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d,
 				     long timeout_ms)
 {
@@ -51,19 +84,32 @@ static struct fv_devwait devwait_for(const struct fv_clouddisk_conf *conf, const
 	};
 }
 
-int fv_clouddisk_wait(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *suggested,
-		      struct fv_result *res, struct fv_err *err)
+/* The driver state and the call's disk, from the options. */
+static int describe(struct fv_ctx *ctx, const struct fv_call *call, const struct fv_clouddisk_driver **drv,
+		    struct fv_clouddisk *d, struct fv_err *err)
 {
-	long timeout_s = conf->attach_timeout_s < FV_CLOUDDISK_MAX_WAIT_S ? conf->attach_timeout_s
-									 : FV_CLOUDDISK_MAX_WAIT_S;
-	struct fv_devwait w = devwait_for(conf, d, timeout_s * 1000);
+	*drv = ctx->data;
+	*d = (struct fv_clouddisk){0};
+	return (*drv)->describe(call->opts, d, err);
+}
+
+int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				  struct fv_err *err)
+{
+	const struct fv_clouddisk_driver *drv;
+	struct fv_clouddisk d;
+	if (describe(ctx, call, &drv, &d, err) < 0)
+		return err->code;
+	long timeout_s = drv->conf.attach_timeout_s < FV_CLOUDDISK_MAX_WAIT_S ? drv->conf.attach_timeout_s
+									     : FV_CLOUDDISK_MAX_WAIT_S;
+	struct fv_devwait w = devwait_for(&drv->conf, &d, timeout_s * 1000);
 	if (w.rescan_after_ms > timeout_s * 500)
 		w.rescan_after_ms = timeout_s * 500; /* a short timeout still gets one rescan */
 	struct fv_devwait_result r;
 	if (fv_devwait_wait(&w, &r, err) < 0)
-		return fv_err_prefix(err, "%s", d->what);
-	if (suggested && *suggested && strcmp(suggested, r.path))
-		fv_log(LOG_INFO, "%s: attach suggested %s, the disk is %s", d->what, suggested, r.path);
+		return fv_err_prefix(err, "%s", d.what);
+	if (call->device && *call->device && strcmp(call->device, r.path))
+		fv_log(LOG_INFO, "%s: attach suggested %s, the disk is %s", d.what, call->device, r.path);
 	res->device = strdup(r.path);
 	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
 }
@@ -81,25 +127,41 @@ static int verified_disk(const struct fv_clouddisk_conf *conf, const struct fv_c
 	return 0;
 }
 
-int fv_clouddisk_mount(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *device,
-		       const char *dir, const char *fstype, bool readonly, struct fv_err *err)
+int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				struct fv_err *err)
 {
+	(void)res;
+	const struct fv_clouddisk_driver *drv;
+	struct fv_clouddisk d;
 	char dev[PATH_MAX];
 	struct fv_devwait_result r;
-	if (verified_disk(conf, d, device, dev, &r, err) < 0)
+	if (describe(ctx, call, &drv, &d, err) < 0 || verified_disk(&drv->conf, &d, call->device, dev, &r, err) < 0)
 		return err->code;
-	return fv_block_mount_device(dev, dir, fstype, readonly, err);
+	return fv_block_mount_device(dev, call->dir, d.fstype, d.readonly, err);
 }
 
-int fv_clouddisk_grow_fs(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *device,
-			 const char *mountpoint, struct fv_err *err)
+int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
+	(void)res;
+	const struct fv_clouddisk_driver *drv;
+	struct fv_clouddisk d;
+	if (describe(ctx, call, &drv, &d, err) < 0)
+		return err->code;
+	return fv_mount_pod_from_global(call->dir, d.readonly, err);
+}
+
+int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			     struct fv_err *err)
+{
+	(void)res;
+	const struct fv_clouddisk_driver *drv;
+	struct fv_clouddisk d;
 	char dev[PATH_MAX];
 	struct fv_devwait_result r;
-	if (verified_disk(conf, d, device, dev, &r, err) < 0)
+	if (describe(ctx, call, &drv, &d, err) < 0 || verified_disk(&drv->conf, &d, call->device, dev, &r, err) < 0)
 		return err->code;
-	fv_devwait_rescan_capacity(conf->sysfs_root, r.kname);
-	if (fv_block_grow_fs(dev, mountpoint, err) < 0)
-		return fv_err_prefix(err, "%s", d->what);
+	fv_devwait_rescan_capacity(drv->conf.sysfs_root, r.kname);
+	if (fv_block_grow_fs(dev, call->dir, err) < 0)
+		return fv_err_prefix(err, "%s", d.what);
 	return 0;
 }

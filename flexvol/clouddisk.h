@@ -1,7 +1,8 @@
 /* The node side of a block volume that a cloud attaches (cinder, gcepd):
- * its configuration keys, waitforattach, mountdevice and expandfs. A driver
- * says only what its disk is called; finding it is devwait.c's job,
- * formatting and mounting block.c's. */
+ * its configuration keys and the operations waitforattach, mountdevice,
+ * mount and expandfs. A driver only says, from a call's options, what its
+ * disk is called (describe); finding it is devwait.c's job, formatting and
+ * mounting block.c's and mount.c's. */
 #pragma once
 #include <limits.h>
 #include <stdbool.h>
@@ -12,6 +13,8 @@
 /* kubelet kills waitforattach after 10 minutes: stay well inside that. */
 #define FV_CLOUDDISK_MAX_WAIT_S 540
 #define FV_CLOUDDISK_DEFAULT_DEVICE_DIR "/dev/disk/by-id"
+#define FV_CLOUDDISK_MAX_LINKS 6
+#define FV_CLOUDDISK_MAX_SERIALS 3
 
 /* The keys every cloud driver reads from its configuration section. */
 struct fv_clouddisk_conf {
@@ -23,28 +26,50 @@ struct fv_clouddisk_conf {
 	char udevadm[PATH_MAX];     /* udevadm = auto | none | <path>; "" when none */
 };
 
-/* What one disk is called on the node. */
+/* One volume's disk as the node sees it; filled by a driver's describe. */
 struct fv_clouddisk {
-	const char *const *links;   /* names in device-dir, best first; NULL-terminated */
-	const char *const *serials; /* the serials it may show; NULL-terminated */
-	const char *what;           /* how messages name it, e.g. "volume <id>" */
+	char what[160];             /* how messages name it, e.g. "volume <id>" */
+	const char *fstype;         /* NULL: ext4 */
+	bool readonly;
+	/* Names in device-dir (best first) and the serials the disk may show,
+	 * added with fv_clouddisk_link() and fv_clouddisk_serial(); NULL-terminated. */
+	const char *links[FV_CLOUDDISK_MAX_LINKS + 1];
+	const char *serials[FV_CLOUDDISK_MAX_SERIALS + 1];
+	char link_buf[FV_CLOUDDISK_MAX_LINKS][128];
+	char serial_buf[FV_CLOUDDISK_MAX_SERIALS][64];
+};
+
+void fv_clouddisk_link(struct fv_clouddisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fv_clouddisk_serial(struct fv_clouddisk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A driver's reading of a call's options: the disk, or <0 with err for bad input. */
+typedef int (*fv_clouddisk_describe)(const struct fv_opts *opts, struct fv_clouddisk *d, struct fv_err *err);
+
+/* The head of a cloud driver's ctx->data: the fv_clouddisk_op_* operations
+ * find their configuration and the driver's describe there. */
+struct fv_clouddisk_driver {
+	struct fv_clouddisk_conf conf;
+	fv_clouddisk_describe describe;
 };
 
 int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long default_attach_timeout_s,
 			   struct fv_clouddisk_conf *conf, struct fv_err *err);
 
-/* waitforattach: waits for the disk (attach-timeout, at most
- * FV_CLOUDDISK_MAX_WAIT_S) and puts its stable path in res->device.
- * suggested: the path attach replied, only compared and logged. */
-int fv_clouddisk_wait(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *suggested,
-		      struct fv_result *res, struct fv_err *err);
-
-/* mountdevice: finds the disk again, refuses a `device` that is another block
- * device (kubelet may pass a stale path), then format-if-blank and mount. */
-int fv_clouddisk_mount(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *device,
-		       const char *dir, const char *fstype, bool readonly, struct fv_err *err);
-
-/* expandfs: the same check, a capacity re-read for SCSI disks, then the file
- * system grown online on its mount point. */
-int fv_clouddisk_grow_fs(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *device,
-			 const char *mountpoint, struct fv_err *err);
+/* Provider operations, for a driver whose ctx->data starts with a struct
+ * fv_clouddisk_driver:
+ *  waitforattach: waits for the disk (attach-timeout, at most
+ *	FV_CLOUDDISK_MAX_WAIT_S) and replies its stable path; the path attach
+ *	replied is only compared and logged;
+ *  mountdevice: finds the disk again, refuses a device path that is another
+ *	block device (kubelet may pass a stale one), then format-if-blank and
+ *	mount on the global path;
+ *  mount: bind-mounts the global path into the pod dir (read-only for ro);
+ *  expandfs: the same check as mountdevice, a capacity re-read for SCSI
+ *	disks, then the file system grown online on its mount point. */
+int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				  struct fv_err *err);
+int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				struct fv_err *err);
+int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err);
+int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+			     struct fv_err *err);

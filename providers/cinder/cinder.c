@@ -40,14 +40,16 @@
 enum node_lookup { LOOKUP_NOVA_NAME, LOOKUP_METADATA, LOOKUP_CONFIG_DRIVE };
 
 struct cinder {
+	struct fv_clouddisk_driver node; /* first: the core's node-side operations read it */
 	struct os_conf os;
-	struct fv_clouddisk_conf disk; /* [flexvol] keys of the node side */
 	char config_drive[PATH_MAX];
 	char *metadata_url;
 	enum node_lookup lookup;
 	struct fv_ctx *ctx;
 	struct os_client *client;
 };
+
+static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err);
 
 /* --- configuration --- */
 
@@ -74,10 +76,11 @@ static int cinder_setup(struct fv_ctx *ctx, struct fv_err *err)
 		return fv_err_set(err, ENOMEM, "cinder setup");
 	ctx->data = cd;
 	cd->ctx = ctx;
+	cd->node.describe = describe_disk;
 	const struct fv_config *c = ctx->config;
 	if (check_conf_mode(c, err) < 0 || os_conf_load(c, &cd->os, err) < 0)
 		return err->code;
-	if (fv_clouddisk_conf_load(c, "flexvol", DEFAULT_ATTACH_TIMEOUT_S, &cd->disk, err) < 0 ||
+	if (fv_clouddisk_conf_load(c, "flexvol", DEFAULT_ATTACH_TIMEOUT_S, &cd->node.conf, err) < 0 ||
 	    fv_config_get_path(c, "flexvol", "config-drive", DEFAULT_CONFIG_DRIVE, cd->config_drive,
 			       sizeof(cd->config_drive), err) < 0)
 		return err->code;
@@ -178,39 +181,30 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 
 /* --- the disk on the node (cloud-apis.md A4) --- */
 
-struct disk_names {
-	char links[5][128];
-	char serials[2][40];
-	char what[64];
-	const char *link_list[6];
-	const char *serial_list[3];
-	struct fv_clouddisk disk;
-};
-
-static void disk_names(const struct volume *v, struct disk_names *d)
+/* The volume's disk on the node, for the core's node-side operations. */
+static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err)
 {
+	struct volume v;
+	if (parse_volume(o, &v, err) < 0)
+		return err->code;
 	char hex[33];
 	size_t h = 0;
-	for (const char *p = v->id; *p; p++)
+	for (const char *p = v.id; *p; p++)
 		if (*p != '-')
 			hex[h++] = *p;
 	hex[h] = '\0';
 	/* Nova sets the disk serial to the volume ID; virtio-blk keeps 20 bytes. */
-	snprintf(d->links[0], sizeof(d->links[0]), "virtio-%.20s", v->id);
-	snprintf(d->links[1], sizeof(d->links[1]), "virtio-%s", v->id);
-	snprintf(d->links[2], sizeof(d->links[2]), "scsi-0QEMU_QEMU_HARDDISK_%.20s", v->id);
-	snprintf(d->links[3], sizeof(d->links[3]), "scsi-0QEMU_QEMU_HARDDISK_%s", v->id);
-	snprintf(d->links[4], sizeof(d->links[4]), "wwn-0x%s", hex);
-	snprintf(d->serials[0], sizeof(d->serials[0]), "%.20s", v->id);
-	snprintf(d->serials[1], sizeof(d->serials[1]), "%s", v->id);
-	for (int i = 0; i < 5; i++)
-		d->link_list[i] = d->links[i];
-	d->link_list[5] = NULL;
-	d->serial_list[0] = d->serials[0];
-	d->serial_list[1] = d->serials[1];
-	d->serial_list[2] = NULL;
-	snprintf(d->what, sizeof(d->what), "volume %s", v->id);
-	d->disk = (struct fv_clouddisk){.links = d->link_list, .serials = d->serial_list, .what = d->what};
+	fv_clouddisk_link(d, "virtio-%.20s", v.id);
+	fv_clouddisk_link(d, "virtio-%s", v.id);
+	fv_clouddisk_link(d, "scsi-0QEMU_QEMU_HARDDISK_%.20s", v.id);
+	fv_clouddisk_link(d, "scsi-0QEMU_QEMU_HARDDISK_%s", v.id);
+	fv_clouddisk_link(d, "wwn-0x%s", hex);
+	fv_clouddisk_serial(d, "%.20s", v.id);
+	fv_clouddisk_serial(d, "%s", v.id);
+	snprintf(d->what, sizeof(d->what), "volume %s", v.id);
+	d->fstype = v.fstype;
+	d->readonly = v.readonly;
+	return 0;
 }
 
 /* --- Cinder and Nova --- */
@@ -672,7 +666,7 @@ static int wait_detached(struct os_client *c, const char *vid, const char *sid, 
 static int reply_device(const struct cinder *cd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* The stable name of a KVM guest's disk; waitforattach finds the real one. */
-	if (asprintf(&res->device, "%s/virtio-%.20s", cd->disk.device_dir, v->id) < 0) {
+	if (asprintf(&res->device, "%s/virtio-%.20s", cd->node.conf.device_dir, v->id) < 0) {
 		res->device = NULL;
 		return fv_err_set(err, ENOMEM, "attach");
 	}
@@ -707,7 +701,7 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -856,7 +850,7 @@ static int cinder_detach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	struct cinder *cd = ctx->data;
 	const char *pv = call->volume_name;
 	struct fv_poll p;
-	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -938,7 +932,7 @@ static int cinder_isattached(struct fv_ctx *ctx, const struct fv_call *call, str
 	struct volume v;
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
-	struct os_client *c = client(cd, fv_now_ms() + cd->disk.attach_timeout_s * 1000, err);
+	struct os_client *c = client(cd, fv_now_ms() + cd->node.conf.attach_timeout_s * 1000, err);
 	if (!c)
 		return err->code;
 	char sid[128];
@@ -966,40 +960,6 @@ static int cinder_isattached(struct fv_ctx *ctx, const struct fv_call *call, str
 
 /* --- the node --- */
 
-static int cinder_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-				struct fv_err *err)
-{
-	struct cinder *cd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_wait(&cd->disk, &names.disk, call->device, res, err);
-}
-
-static int cinder_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			      struct fv_err *err)
-{
-	(void)res;
-	struct cinder *cd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_mount(&cd->disk, &names.disk, call->device, call->dir, v.fstype, v.readonly, err);
-}
-
-static int cinder_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	return fv_mount_pod_from_global(call->dir, v.readonly, err);
-}
-
 /* --- resizing --- */
 
 static int cinder_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
@@ -1013,7 +973,7 @@ static int cinder_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, s
 	if (!want)
 		return fv_err_msg(err, EINVAL, "new size %llu is not a size", (unsigned long long)call->new_size);
 	struct fv_poll p;
-	fv_poll_start(&p, cd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, cd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -1063,19 +1023,6 @@ static int cinder_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, s
 	}
 }
 
-static int cinder_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			   struct fv_err *err)
-{
-	(void)res;
-	struct cinder *cd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_grow_fs(&cd->disk, &names.disk, call->device, call->dir, err);
-}
-
 static const struct fv_provider cinder_provider = {
 	.name = "cinder",
 	.summary = "OpenStack Cinder volumes, attached through Nova and found on the node by serial.",
@@ -1100,13 +1047,13 @@ static const struct fv_provider cinder_provider = {
 	.attach = cinder_attach,
 	.detach = cinder_detach,
 	.isattached = cinder_isattached,
-	.waitforattach = cinder_waitforattach,
-	.mountdevice = cinder_mountdevice,
+	.waitforattach = fv_clouddisk_op_waitforattach,
+	.mountdevice = fv_clouddisk_op_mountdevice,
 	.unmountdevice = fv_op_unmount,
-	.mount = cinder_mount,
+	.mount = fv_clouddisk_op_mount,
 	.unmount = fv_op_unmount,
 	.expandvolume = cinder_expandvolume,
-	.expandfs = cinder_expandfs,
+	.expandfs = fv_clouddisk_op_expandfs,
 };
 
 int main(int argc, char **argv)

@@ -33,11 +33,13 @@
 #define IN_USE_REASON "resourceInUseByAnotherResource"
 
 struct gcepd {
+	struct fv_clouddisk_driver node; /* first: the core's node-side operations read it */
 	struct gce_conf gce;
-	struct fv_clouddisk_conf disk; /* the node side's keys */
 	struct fv_ctx *ctx;
 	struct gce_client *client;
 };
+
+static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err);
 
 /* --- configuration --- */
 
@@ -48,10 +50,11 @@ static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
 		return fv_err_set(err, ENOMEM, "gcepd setup");
 	ctx->data = gd;
 	gd->ctx = ctx;
+	gd->node.describe = describe_disk;
 	const struct fv_config *c = ctx->config;
 	if (gce_conf_load(c, SECTION, &gd->gce, err) < 0)
 		return err->code;
-	if (fv_clouddisk_conf_load(c, SECTION, DEFAULT_ATTACH_TIMEOUT_S, &gd->disk, err) < 0)
+	if (fv_clouddisk_conf_load(c, SECTION, DEFAULT_ATTACH_TIMEOUT_S, &gd->node.conf, err) < 0)
 		return err->code;
 	return 0;
 }
@@ -116,26 +119,20 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 
 /* --- the disk on the node (cloud-apis.md B3) --- */
 
-struct disk_names {
-	char links[2][128];
-	char what[160];
-	const char *link_list[3];
-	const char *serial_list[2];
-	struct fv_clouddisk disk;
-};
-
-static void disk_names(const struct volume *v, struct disk_names *d)
+/* The volume's disk on the node, for the core's node-side operations. */
+static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err)
 {
+	struct volume v;
+	if (parse_volume(o, &v, err) < 0)
+		return err->code;
 	/* udev's names for a PD; its SCSI (or NVMe) serial is the deviceName. */
-	snprintf(d->links[0], sizeof(d->links[0]), "google-%s", v->dev);
-	snprintf(d->links[1], sizeof(d->links[1]), "scsi-0Google_PersistentDisk_%s", v->dev);
-	d->link_list[0] = d->links[0];
-	d->link_list[1] = d->links[1];
-	d->link_list[2] = NULL;
-	d->serial_list[0] = v->dev;
-	d->serial_list[1] = NULL;
-	snprintf(d->what, sizeof(d->what), "GCE disk %s (device name %s)", v->pd, v->dev);
-	d->disk = (struct fv_clouddisk){.links = d->link_list, .serials = d->serial_list, .what = d->what};
+	fv_clouddisk_link(d, "google-%s", v.dev);
+	fv_clouddisk_link(d, "scsi-0Google_PersistentDisk_%s", v.dev);
+	fv_clouddisk_serial(d, "%s", v.dev);
+	snprintf(d->what, sizeof(d->what), "GCE disk %s (device name %s)", v.pd, v.dev);
+	d->fstype = v.fstype;
+	d->readonly = v.readonly;
+	return 0;
 }
 
 /* --- instances --- */
@@ -237,7 +234,7 @@ static const char *mode_of(json_t *entry)
 static int reply_device(const struct gcepd *gd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* udev's stable name; waitforattach checks it against the serial. */
-	if (asprintf(&res->device, "%s/google-%s", gd->disk.device_dir, v->dev) < 0) {
+	if (asprintf(&res->device, "%s/google-%s", gd->node.conf.device_dir, v->dev) < 0) {
 		res->device = NULL;
 		return fv_err_set(err, ENOMEM, "attach");
 	}
@@ -322,7 +319,7 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (parse_volume(call->opts, &v, err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c;
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
@@ -471,7 +468,7 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (gce_device_name(call->volume_name, dev, sizeof(dev), err) < 0)
 		return err->code;
 	struct fv_poll p;
-	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c;
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
@@ -543,7 +540,7 @@ static int gcepd_isattached(struct fv_ctx *ctx, const struct fv_call *call, stru
 		return err->code;
 	struct gce_client *c;
 	struct target t;
-	if (target_of(gd, call->node, fv_now_ms() + gd->disk.attach_timeout_s * 1000, &t, &c, err) < 0)
+	if (target_of(gd, call->node, fv_now_ms() + gd->node.conf.attach_timeout_s * 1000, &t, &c, err) < 0)
 		return err->code;
 	json_t *inst;
 	int rc = get_instance(c, &t, &inst, err);
@@ -564,40 +561,6 @@ static int gcepd_isattached(struct fv_ctx *ctx, const struct fv_call *call, stru
 
 /* --- the node --- */
 
-static int gcepd_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			       struct fv_err *err)
-{
-	struct gcepd *gd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_wait(&gd->disk, &names.disk, call->device, res, err);
-}
-
-static int gcepd_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			     struct fv_err *err)
-{
-	(void)res;
-	struct gcepd *gd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_mount(&gd->disk, &names.disk, call->device, call->dir, v.fstype, v.readonly, err);
-}
-
-static int gcepd_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
-{
-	(void)ctx, (void)res;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	return fv_mount_pod_from_global(call->dir, v.readonly, err);
-}
-
 /* --- resizing --- */
 
 static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
@@ -612,7 +575,7 @@ static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, st
 	if (!want)
 		return fv_err_msg(err, EINVAL, "new size %llu is not a size", (unsigned long long)call->new_size);
 	struct fv_poll p;
-	fv_poll_start(&p, gd->disk.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	fv_poll_start(&p, gd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
 	struct gce_client *c = client(gd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -661,19 +624,6 @@ static int gcepd_expandvolume(struct fv_ctx *ctx, const struct fv_call *call, st
 	}
 }
 
-static int gcepd_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
-			  struct fv_err *err)
-{
-	(void)res;
-	struct gcepd *gd = ctx->data;
-	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	struct disk_names names;
-	disk_names(&v, &names);
-	return fv_clouddisk_grow_fs(&gd->disk, &names.disk, call->device, call->dir, err);
-}
-
 static const struct fv_provider gcepd_provider = {
 	.name = "gcepd",
 	.summary = "Google Compute Engine persistent disks, attached under a device name derived from the PV name.",
@@ -697,13 +647,13 @@ static const struct fv_provider gcepd_provider = {
 	.attach = gcepd_attach,
 	.detach = gcepd_detach,
 	.isattached = gcepd_isattached,
-	.waitforattach = gcepd_waitforattach,
-	.mountdevice = gcepd_mountdevice,
+	.waitforattach = fv_clouddisk_op_waitforattach,
+	.mountdevice = fv_clouddisk_op_mountdevice,
 	.unmountdevice = fv_op_unmount,
-	.mount = gcepd_mount,
+	.mount = fv_clouddisk_op_mount,
 	.unmount = fv_op_unmount,
 	.expandvolume = gcepd_expandvolume,
-	.expandfs = gcepd_expandfs,
+	.expandfs = fv_clouddisk_op_expandfs,
 };
 
 int main(int argc, char **argv)

@@ -82,6 +82,18 @@ int main(void)
 	unlink(p);
 	free(p);
 
+	/* A disk's names, as a driver's describe adds them. */
+	struct fv_clouddisk d = {0};
+	fv_clouddisk_link(&d, "virtio-%.4s", "abcdefgh");
+	fv_clouddisk_link(&d, "wwn-0x%d", 42);
+	fv_clouddisk_serial(&d, "%s", "abcd");
+	CHECK(!strcmp(d.links[0], "virtio-abcd") && !strcmp(d.links[1], "wwn-0x42") && !d.links[2],
+	      "links in order, NULL-terminated");
+	CHECK(!strcmp(d.serials[0], "abcd") && !d.serials[1], "serials NULL-terminated");
+	for (int i = 0; i < FV_CLOUDDISK_MAX_LINKS + 2; i++)
+		fv_clouddisk_link(&d, "l%d", i);
+	CHECK(d.links[FV_CLOUDDISK_MAX_LINKS - 1] && !d.links[FV_CLOUDDISK_MAX_LINKS], "a full list stays terminated");
+
 	p = write_tmp("[loop]\nthis line has no equals sign\n");
 	c = fv_config_load(p, &e);
 	CHECK(c == NULL && strstr(e.msg, "line 2"), "syntax error names the line: %s", e.msg);
