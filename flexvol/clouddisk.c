@@ -114,16 +114,24 @@ int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call
 	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
 }
 
-/* The disk, found again and checked against the path kubelet passed: a
- * stale path must never be formatted or mounted. dev: its /dev/<kname>. */
-static int verified_disk(const struct fv_clouddisk_conf *conf, const struct fv_clouddisk *d, const char *device,
-			 char dev[PATH_MAX], struct fv_devwait_result *r, struct fv_err *err)
+/* The call's disk, found again and checked against the device path kubelet
+ * passed: a stale path must never be formatted or mounted. */
+struct verified {
+	const struct fv_clouddisk_driver *drv;
+	struct fv_clouddisk d;
+	struct fv_devwait_result r;
+	char dev[PATH_MAX]; /* /dev/<kname> */
+};
+
+static int verified_disk(struct fv_ctx *ctx, const struct fv_call *call, struct verified *v, struct fv_err *err)
 {
-	struct fv_devwait w = devwait_for(conf, d, 0);
-	if (fv_devwait_verify(&w, device, r, err) < 0)
-		return fv_err_prefix(err, "%s", d->what);
-	if (!realpath(r->path, dev))
-		return fv_err_set(err, errno, "cannot resolve '%s'", r->path);
+	if (describe(ctx, call, &v->drv, &v->d, err) < 0)
+		return err->code;
+	struct fv_devwait w = devwait_for(&v->drv->conf, &v->d, 0);
+	if (fv_devwait_verify(&w, call->device, &v->r, err) < 0)
+		return fv_err_prefix(err, "%s", v->d.what);
+	if (!realpath(v->r.path, v->dev))
+		return fv_err_set(err, errno, "cannot resolve '%s'", v->r.path);
 	return 0;
 }
 
@@ -131,13 +139,10 @@ int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, 
 				struct fv_err *err)
 {
 	(void)res;
-	const struct fv_clouddisk_driver *drv;
-	struct fv_clouddisk d;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (describe(ctx, call, &drv, &d, err) < 0 || verified_disk(&drv->conf, &d, call->device, dev, &r, err) < 0)
+	struct verified v;
+	if (verified_disk(ctx, call, &v, err) < 0)
 		return err->code;
-	return fv_block_mount_device(dev, call->dir, d.fstype, d.readonly, err);
+	return fv_block_mount_device(v.dev, call->dir, v.d.fstype, v.d.readonly, err);
 }
 
 int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -154,14 +159,11 @@ int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, str
 			     struct fv_err *err)
 {
 	(void)res;
-	const struct fv_clouddisk_driver *drv;
-	struct fv_clouddisk d;
-	char dev[PATH_MAX];
-	struct fv_devwait_result r;
-	if (describe(ctx, call, &drv, &d, err) < 0 || verified_disk(&drv->conf, &d, call->device, dev, &r, err) < 0)
+	struct verified v;
+	if (verified_disk(ctx, call, &v, err) < 0)
 		return err->code;
-	fv_devwait_rescan_capacity(drv->conf.sysfs_root, r.kname);
-	if (fv_block_grow_fs(dev, call->dir, err) < 0)
-		return fv_err_prefix(err, "%s", d.what);
+	fv_devwait_rescan_capacity(v.drv->conf.sysfs_root, v.r.kname);
+	if (fv_block_grow_fs(v.dev, call->dir, err) < 0)
+		return fv_err_prefix(err, "%s", v.d.what);
 	return 0;
 }

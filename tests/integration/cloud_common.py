@@ -22,7 +22,7 @@ if HARNESS not in sys.path:
     sys.path.insert(0, HARNESS)
 
 from tests.fakes import common as fake_common  # noqa: E402
-from kubelet import Driver, Kubelet  # noqa: E402
+from kubelet import Driver, Kubelet, go_json  # noqa: E402
 
 NODES = ("node-1", "node-2")
 
@@ -106,7 +106,7 @@ def needs_loop():
     if os.geteuid() != 0:
         pytest.skip("needs root (mounts and loop devices)")
     if not os.path.exists("/dev/loop-control"):
-        pytest.skip("no /dev/loop-control")
+        pytest.skip("no /dev/loop-control: the loop module is not available")
 
 
 # Notices about valgrind itself, not errors in the driver: libblkid's SCSI
@@ -147,6 +147,32 @@ def cloud_fixtures(cls, wrapper):
         return make_cloud()
 
     return make_cloud, cloud
+
+
+def each_call_twice(k, spec, opts, device, pod_uid, mounts):
+    """The node's calls after attach, and detach, each made twice as kubelet
+    may (after a restart or a lost reply): mountdevice, mount, isattached,
+    unmount, unmountdevice, detach. Every repeat succeeds and none stacks a
+    second mount. mounts(): the mount points that count."""
+    d = k.driver
+    j = go_json(k.options(spec, opts))
+    g, p = k.global_path(spec), k.pod_dir(pod_uid, spec)
+    os.makedirs(g, 0o750)
+    os.makedirs(p, 0o750)
+    for _ in range(2):
+        assert d.call("mountdevice", g, device, j).status == "Success"
+    assert mounts().count(g) == 1, "a repeated mountdevice must not stack mounts"
+    for _ in range(2):
+        assert d.call("mount", p, j).status == "Success"
+    assert mounts().count(p) == 1, "a repeated mount must not stack mounts"
+    for _ in range(2):
+        assert k.is_attached(spec, opts).json["attached"] is True
+    for _ in range(2):
+        assert d.call("unmount", p).status == "Success"
+    for _ in range(2):
+        assert d.call("unmountdevice", g).status == "Success"
+    for _ in range(2):
+        assert d.call("detach", spec, k.node).status == "Success"
 
 
 def attach_and_mount(cloud, spec, o, pods, fs_type="", node="node-1", read_only=False):

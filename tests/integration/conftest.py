@@ -13,6 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
 from kubelet import Driver, Kubelet  # noqa: E402
+from cloud_common import mounts_under, needs_loop  # noqa: E402
 
 BUILD = os.path.join(REPO, os.environ.get("FLEXVOL_BUILD", "build"))
 CLONE_NEWNS = 0x00020000
@@ -48,13 +49,6 @@ def valgrind_wrapper(tmp_path):
             "--suppressions=%s/tests/valgrind.supp" % REPO, "--log-file=%s/valgrind.%%p" % tmp_path)
 
 
-def needs_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mounts and loop devices)")
-    if not os.path.exists("/dev/loop-control"):
-        pytest.skip("no /dev/loop-control: the loop module is not available")
-
-
 def loop_devices_backed_under(prefix):
     found = []
     for bf in glob.glob("/sys/block/loop*/loop/backing_file"):
@@ -66,11 +60,6 @@ def loop_devices_backed_under(prefix):
         if backing.startswith(prefix + "/") or backing.startswith(prefix + " "):
             found.append("/dev/" + bf.split("/")[3])
     return found
-
-
-def mounts_under(prefix):
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(prefix + "/")]
 
 
 def cleanup_tree(prefix):
@@ -108,7 +97,7 @@ class LoopNode:
 
 @pytest.fixture
 def loop_node(tmp_path):
-    needs_root()
+    needs_loop()
     node = LoopNode(tmp_path, valgrind_wrapper(tmp_path))
     yield node
     cleanup_tree(node.tmp)

@@ -15,7 +15,8 @@ import pytest
 from install_common import (DEFAULT_PLUGIN_DIR, VENDOR, bind, bundle_tree, elf_dynamic_info, libc, mount, providers,
                             umount_tree, unshare_mounts)
 from kubelet import DriverError, Kubelet, Reply
-from conftest import cleanup_tree, loop_devices_backed_under, mounts_under, needs_root
+from cloud_common import mounts_under, needs_loop
+from conftest import cleanup_tree, loop_devices_backed_under
 
 PROVIDERS = providers()
 POD_RW = {"name": "app-0", "namespace": "default", "uid": "0a0a0a0a-aaaa-4aaa-8aaa-00000000b001"}
@@ -81,7 +82,7 @@ def run_in_empty_root(tree, argv, tmp_path):
 
 @pytest.mark.parametrize("driver", PROVIDERS)
 def test_init_in_an_empty_root(bundle, driver, tmp_path):
-    needs_root()
+    needs_loop()
     path = "%s/%s~%s/%s" % (DEFAULT_PLUGIN_DIR, VENDOR, driver, driver)
     p = run_in_empty_root(bundle, [path, "init"], tmp_path)
     assert p.returncode != 99, "the empty root was not empty"
@@ -93,7 +94,7 @@ def test_init_in_an_empty_root(bundle, driver, tmp_path):
 
 def test_the_dynamic_build_does_not_run_in_an_empty_root(tmp_path):
     """The control for the test above: Debian's build needs the node's loader and libraries."""
-    needs_root()
+    needs_loop()
     dyn = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build", "loop")
     if not os.path.exists(dyn) or elf_dynamic_info(dyn)[0] is None:
         pytest.skip("no dynamically linked build/loop to compare with")
@@ -151,7 +152,7 @@ class ChrootDriver:
 def minimal_root(bundle, tmp_path):
     """A root holding only: the bundle's plugin dir, mkfs.ext4 and its libraries, /dev, /proc, /sys,
     the driver's config and state dirs, the image root and kubelet's root."""
-    needs_root()
+    needs_loop()
     root = str(tmp_path / "node")
     os.makedirs(root)
     mount("tmpfs", root, "tmpfs", 0, "mode=0755")

@@ -14,7 +14,7 @@ import pytest
 
 from syslog_capture import Syslog
 from cinder_helpers import CinderCloud, TlsProxy, opts
-from cloud_common import (CAP_SYS_RESOURCE, POD_A, POD_B, attach_and_mount, cloud_fixtures, fs_size,
+from cloud_common import (CAP_SYS_RESOURCE, POD_A, POD_B, attach_and_mount, cloud_fixtures, each_call_twice, fs_size,
                           fs_type_of, has_cap, mounts_under, requests, tear_down)
 from conftest import valgrind_wrapper
 from kubelet import go_json
@@ -84,23 +84,7 @@ def test_every_call_repeated_is_harmless(cloud):
     waits = {d.call("waitforattach", hint, j).json["device"] for _ in range(2)}
     assert len(waits) == 1
     dev = waits.pop()
-    g, p = k.global_path("pv-r"), k.pod_dir(POD_A["uid"], "pv-r")
-    os.makedirs(g, 0o750)
-    os.makedirs(p, 0o750)
-    for _ in range(2):
-        assert d.call("mountdevice", g, dev, j).status == "Success"
-    assert mounts_under(cloud.tmp).count(g) == 1
-    for _ in range(2):
-        assert d.call("mount", p, j).status == "Success"
-    assert mounts_under(cloud.tmp).count(p) == 1
-    for _ in range(2):
-        assert k.is_attached("pv-r", o).json["attached"] is True
-    for _ in range(2):
-        assert d.call("unmount", p).status == "Success"
-    for _ in range(2):
-        assert d.call("unmountdevice", g).status == "Success"
-    for _ in range(2):
-        assert d.call("detach", "pv-r", "node-1").status == "Success"
+    each_call_twice(k, "pv-r", o, dev, POD_A["uid"], lambda: mounts_under(cloud.tmp))
     assert k.is_attached("pv-r", o).json["attached"] is False
     assert mounts_under(cloud.tmp) == [] and cloud.state(vid)["status"] == "available"
     assert len(cloud.fake.request_log(method="DELETE")) == 1

@@ -13,7 +13,8 @@ import threading
 
 import pytest
 
-from conftest import driver_path, mounts_under
+from cloud_common import mounts_under
+from conftest import driver_path
 from kubelet import Driver, Kubelet, go_json, is_likely_not_mount_point
 
 SECRET = "SECRET: host data outside the allowed root"

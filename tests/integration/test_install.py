@@ -18,7 +18,7 @@ import yaml
 
 from install_common import (IMAGE_DRIVERS, REPO, VENDOR, Watcher, bind, image_root, libc, mount, providers,
                             umount_tree, unshare_mounts)
-from conftest import needs_root
+from cloud_common import needs_loop
 
 INSTALL_SH = os.path.join(REPO, "install", "install.sh")
 DEPLOY = os.path.join(REPO, "install", "deploy")
@@ -119,7 +119,7 @@ def stray_files(top):
 
 @pytest.fixture(params=["image", "dash"])
 def node(request, image, tmp_path):
-    needs_root()
+    needs_loop()
     if request.param == "dash" and not os.path.exists("/bin/dash"):
         pytest.skip("no /bin/dash")
     return Node(str(tmp_path), image, request.param)
@@ -392,7 +392,7 @@ def container_env(ds):
 
 def test_the_image_installs_as_the_daemonset_runs_it(image, tmp_path):
     """The image root file system, chrooted, with the DaemonSet's env and mounts (default overlay)."""
-    needs_root()
+    needs_loop()
     ds = daemonset(rendered("default"))
     spec = ds["spec"]["template"]["spec"]
     c = spec["containers"][0]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from cloud_common import each_call_twice
 from kubelet import go_json
 
 POD_A = {"name": "app-0", "namespace": "default", "uid": "0a0a0a0a-aaaa-4aaa-8aaa-000000000001"}
@@ -106,23 +107,7 @@ def test_every_call_repeated_is_harmless(loop_node):
     devs = {d.call("waitforattach", "", j()).json["device"] for _ in range(3)}
     assert len(devs) == 1 and len(node.loop_devices()) == 1, "waitforattach reuses the loop device"
     dev = devs.pop()
-    g, p = k.global_path("pv-r"), k.pod_dir(POD_A["uid"], "pv-r")
-    os.makedirs(g, 0o750)
-    os.makedirs(p, 0o750)
-    for _ in range(2):
-        assert d.call("mountdevice", g, dev, j()).status == "Success"
-    assert node.mounts().count(g) == 1, "a repeated mountdevice must not stack mounts"
-    for _ in range(2):
-        assert d.call("mount", p, j()).status == "Success"
-    assert node.mounts().count(p) == 1, "a repeated mount must not stack mounts"
-    for _ in range(2):
-        assert k.is_attached("pv-r", opts).json["attached"] is True
-    for _ in range(2):
-        assert d.call("unmount", p).status == "Success"
-    for _ in range(2):
-        assert d.call("unmountdevice", g).status == "Success"
-    for _ in range(2):
-        assert d.call("detach", "pv-r", "node-1").status == "Success"
+    each_call_twice(k, "pv-r", opts, dev, POD_A["uid"], node.mounts)
     assert node.mounts() == [] and node.loop_devices() == []
 
 

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, REPO, LoopNode, needs_root, valgrind_wrapper
+from cloud_common import needs_loop
+from conftest import BUILD, REPO, LoopNode, valgrind_wrapper
 from kubelet import Driver, go_json
 from syslog_capture import Syslog
 
@@ -144,7 +145,7 @@ def test_help_and_version_describe_the_driver(env, tmp_path):
 
 
 def test_each_call_logs_one_line_with_outcome_and_duration(tmp_path):
-    needs_root()
+    needs_loop()
     node = LoopNode(tmp_path, valgrind_wrapper(tmp_path))
     secret = "pa55-w0rd-xyz"
     opts = node.kubelet.options("pv-log", {"image": "log.img", "size": "64Mi"}, secrets={"key": secret})
