@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cleanup.h"
@@ -145,8 +146,18 @@ static void __attribute__((noreturn)) exec_child(const char *const argv[], int o
 	 * inherited that would spin on a closed pipe), none blocked. */
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL);
+	for (int s = 1; s < NSIG; s++) {
+		/* glibc keeps two real-time signals to itself (EINVAL), but an
+		 * ignored one is still inherited across exec: the kernel resets it. */
+		struct kernel_sigaction {
+			void (*handler)(int);
+			unsigned long flags;
+			void (*restorer)(void);
+			uint64_t mask;
+		} kdfl = {.handler = SIG_DFL};
+		if (sigaction(s, &dfl, NULL) < 0 && errno == EINVAL && s != SIGKILL && s != SIGSTOP)
+			syscall(SYS_rt_sigaction, s, &kdfl, NULL, sizeof(kdfl.mask));
+	}
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
