@@ -11,10 +11,15 @@
 #include <unistd.h>
 #include "block.h"
 #include "cleanup.h"
+#include "clock.h"
+#include "flexvol.h"
 #include "log.h"
 #include "run.h"
 
 #define MKFS_TIMEOUT_MS (20L * 60 * 1000)
+/* How long an exclusive open waits for another holder to let go: the mkfs of
+ * a driver that was just killed dies with it, but not at the same instant. */
+#define EXCL_WAIT_MS 10000
 
 /* The on-disk layout, little-endian; everything after OFF_END is zero. */
 static const char MAGIC[16] = "flexvol-format\0";
@@ -114,10 +119,17 @@ static void nonce_hex(const unsigned char *nonce, char *out)
 }
 
 /* Opens the device for writing, exclusively: fails while it is mounted or
- * held by anyone else. */
+ * held by anyone else (after a bounded wait for a dying holder). */
 static int open_device(const char *device, uint64_t *size, struct fv_err *err)
 {
-	int fd = open(device, O_RDWR | O_EXCL | O_CLOEXEC);
+	int64_t deadline = fv_now_ms() + EXCL_WAIT_MS;
+	int fd;
+	while ((fd = open(device, O_RDWR | O_EXCL | O_CLOEXEC)) < 0 && errno == EBUSY && fv_now_ms() < deadline &&
+	       !fv_terminated())
+		fv_sleep_ms(100);
+	if (fd < 0 && errno == EBUSY)
+		return fv_err_msg(err, EBUSY, "'%s' is in use (mounted, or a mkfs or fsck is still running on it)",
+				  device);
 	if (fd < 0)
 		return fv_err_set(err, errno, "cannot open '%s' for writing", device);
 	if (ioctl(fd, BLKGETSIZE64, size) < 0) {
