@@ -17,6 +17,7 @@
 #include "run.h"
 
 #define MKFS_TIMEOUT_MS (20L * 60 * 1000)
+#define XFS_MIN_BYTES (300ULL * 1024 * 1024)
 /* How long an exclusive open waits for another holder to let go: the mkfs of
  * a driver that was just killed dies with it, but not at the same instant. */
 #define EXCL_WAIT_MS 10000
@@ -161,6 +162,12 @@ static int write_record(const char *device, const char *fstype, uint64_t *fs_siz
 	if (!off)
 		return fv_err_msg(err, ENOSPC, "device '%s' is too small to format (%llu bytes)", device,
 				  (unsigned long long)size);
+	/* Before the record: mkfs.xfs's own refusal ends in a page of usage text. */
+	if (!strcmp(fstype, "xfs") && off < XFS_MIN_BYTES)
+		return fv_err_msg(err, ENOSPC,
+				  "device '%s' is too small for xfs: mkfs.xfs needs 300 MiB, and flexvol keeps the "
+				  "device's last MiB for its format record (make the volume at least 301 MiB)",
+				  device);
 	unsigned char b[FV_FORMAT_RECORD_SIZE] = {0};
 	memcpy(b + OFF_MAGIC, MAGIC, sizeof(MAGIC));
 	put64(b + OFF_VERSION, RECORD_VERSION);

@@ -327,3 +327,14 @@ def test_damaged_xfs_fails_naming_xfs_repair(loop_node):
     assert r.status == "Failure", r
     assert "Structure needs cleaning" in r.message and "xfs_repair" in r.message, r.message
     assert blkid_type(dev) == "xfs"   # and never formatted
+
+
+def test_xfs_too_small_for_the_record_is_refused_untouched(loop_node):
+    """mkfs.xfs needs 300 MiB and the last MiB is the format record's: a
+    300 MiB device is refused before anything is written to it."""
+    opts = {"image": "small-xfs.img", "size": "300Mi"}
+    dev = attach(loop_node, "pv-small", opts, "xfs")
+    r = mount_device(loop_node, "pv-small", opts, dev, "xfs")
+    assert r.status == "Failure" and "at least 301 MiB" in r.message, r
+    with open(loop_node.image("small-xfs.img"), "rb") as f:
+        assert not f.read().strip(b"\0")
