@@ -3,6 +3,7 @@
  * on the global path (mountdevice), and bind-mounted into pods (mount). */
 #include <errno.h>
 #include <fcntl.h>
+#include <libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define DEFAULT_IMAGE_ROOT "/var/lib/flexvol/loop"
 #define DEFAULT_MAX_SIZE "1Ti"
 #define IMAGE_LOCK_TIMEOUT_MS (10L * 60 * 1000)
+#define RELEASE_WAIT_MS 2000
 
 struct loop_conf {
 	char image_root[4096];
@@ -92,25 +94,25 @@ static int parse_volume(const struct loop_conf *c, const struct fv_opts *o, stru
 /* Makes the image at its full size under no name (O_TMPFILE), then links it
  * in: a crash leaves either no image or a whole one, never an empty file.
  * -EEXIST without err when another call linked it first. */
-static int create_image(int root, const struct loop_volume *v, struct fv_err *err)
+static int create_image(int root, const char *rel, uint64_t size, struct fv_err *err)
 {
-	const char *slash = strrchr(v->image, '/');
+	const char *slash = strrchr(rel, '/');
 	_cleanup_close_ int sub = -1;
 	int dir = root;
 	if (slash) {
 		char parent[4096];
-		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - v->image), v->image);
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
 		if ((sub = fv_path_open_beneath(root, parent, O_PATH | O_DIRECTORY, 0, err)) < 0)
 			return sub;
 		dir = sub;
 	}
 	_cleanup_close_ int fd = openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fv_err_set(err, errno, "cannot create image '%s' (its directory must support O_TMPFILE)", v->image);
-	if (ftruncate(fd, (off_t)v->size) < 0)
-		return fv_err_set(err, errno, "cannot size image '%s'", v->image);
-	if (linkat(fd, "", dir, slash ? slash + 1 : v->image, AT_EMPTY_PATH) < 0)
-		return errno == EEXIST ? -EEXIST : fv_err_set(err, errno, "cannot create image '%s'", v->image);
+		return fv_err_set(err, errno, "cannot create image '%s' (its directory must support O_TMPFILE)", rel);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return fv_err_set(err, errno, "cannot size image '%s'", rel);
+	if (linkat(fd, "", dir, slash ? slash + 1 : rel, AT_EMPTY_PATH) < 0)
+		return errno == EEXIST ? -EEXIST : fv_err_set(err, errno, "cannot create image '%s'", rel);
 	return fv_steal_fd(&fd);
 }
 
@@ -127,7 +129,7 @@ static int open_image(const char *root_path, const struct loop_volume *v, const 
 	struct fv_err e2 = {0};
 	_cleanup_close_ int fd = fv_path_open_beneath(root, rel, O_RDWR, 0, &e2);
 	if (fd < 0 && e2.code == -ENOENT && create && v->has_size) {
-		fd = create_image(root, v, err);
+		fd = create_image(root, rel, v->size, err);
 		if (fd >= 0)
 			fv_log(LOG_NOTICE, "created sparse image %s/%s of %llu bytes", root_path, v->image,
 			       (unsigned long long)v->size);
@@ -278,6 +280,26 @@ static int check_mounted_image(const char *dir, const struct loopdev_image *id, 
 			  major(devno), minor(devno), image);
 }
 
+/* Closes our fd of a device no longer mounted where we used it, and waits a
+ * little for the kernel to release it: a transient opener (blkid, udev,
+ * another call scanning the devices) delays AUTOCLEAR to its own close, and
+ * the reply should find the device gone. A device still mounted elsewhere
+ * (another volume naming the same image) stays, and is not waited for. */
+static void release_device(int *dev_fd)
+{
+	struct stat st;
+	char backing[4096];
+	if (fstat(*dev_fd, &st) < 0 || loopdev_backing_file(st.st_rdev, backing, sizeof(backing)) < 0 || !backing[0])
+		return;
+	close(fv_steal_fd(dev_fd));
+	struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+	bool mounted = !t || mnt_table_find_devno(t, st.st_rdev, MNT_ITER_FORWARD);
+	mnt_unref_table(t);
+	if (!mounted && loopdev_wait_released(st.st_rdev, backing, RELEASE_WAIT_MS) < 0)
+		fv_log(LOG_NOTICE, "/dev/loop%u is still open; the kernel releases it when its last user closes it",
+		       minor(st.st_rdev));
+}
+
 /* Binds the image here, not in waitforattach: this call holds the device
  * open from the bind to the mount, and if it dies or the mount is refused,
  * the kernel's AUTOCLEAR frees the device with its last fd. The device
@@ -309,7 +331,11 @@ static int loop_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, stru
 			return dev_fd;
 		fv_log(LOG_NOTICE, "bound image %s to %s", v.image, dev);
 	}
-	return fv_block_mount_device(dev, call->dir, fv_opts_fstype(call->opts), fv_opts_readonly(call->opts), err);
+	if (fv_block_mount_device(dev, call->dir, fv_opts_fstype(call->opts), fv_opts_readonly(call->opts), err) < 0) {
+		release_device(&dev_fd);
+		return err->code;
+	}
+	return 0;
 }
 
 /* Unmounting releases the device: it is AUTOCLEAR, and the mount was its
@@ -338,8 +364,10 @@ static int loop_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, st
 	}
 	if (fv_unmount(call->dir, err) < 0)
 		return err->code;
-	if (dev_fd >= 0)
-		fv_log(LOG_NOTICE, "released /dev/loop%u", minor(devno));
+	if (dev_fd >= 0) {
+		release_device(&dev_fd);
+		fv_log(LOG_NOTICE, "unmounted /dev/loop%u", minor(devno));
+	}
 	return 0;
 }
 

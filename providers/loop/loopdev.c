@@ -10,6 +10,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "clock.h"
+#include "flexvol.h"
 
 #define LOOP_MAJOR 7
 
@@ -125,4 +127,17 @@ int loopdev_backing_file(dev_t devno, char *buf, size_t size)
 		n--;
 	buf[n] = '\0';
 	return 0;
+}
+
+int loopdev_wait_released(dev_t devno, const char *backing, long timeout_ms)
+{
+	int64_t end = fv_now_ms() + timeout_ms;
+	char now[4096];
+	for (;;) {
+		if (loopdev_backing_file(devno, now, sizeof(now)) < 0 || strcmp(now, backing))
+			return 0;
+		if (fv_now_ms() >= end || fv_terminated())
+			return -ETIMEDOUT;
+		fv_sleep_ms(5);
+	}
 }

@@ -28,3 +28,6 @@ int loopdev_image_of(int dev_fd, struct loopdev_image *img, struct fv_err *err);
 int loopdev_autoclear(int dev_fd, struct fv_err *err);
 /* The backing file of loop device devno ("" when unbound). */
 int loopdev_backing_file(dev_t devno, char *buf, size_t size);
+/* Waits up to timeout_ms until loop device devno no longer has backing as its
+ * backing file: 0 once released (or rebound), -ETIMEDOUT. */
+int loopdev_wait_released(dev_t devno, const char *backing, long timeout_ms);
