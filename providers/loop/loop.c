@@ -3,6 +3,7 @@
  * on the global path (mountdevice), and bind-mounted into pods (mount). */
 #include <errno.h>
 #include <fcntl.h>
+#include <libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,14 @@
 #include "loopdev.h"
 
 #define DEFAULT_IMAGE_ROOT "/var/lib/flexvol/loop"
+#define DEFAULT_MAX_SIZE "1Ti"
 #define IMAGE_LOCK_TIMEOUT_MS (10L * 60 * 1000)
+#define RELEASE_WAIT_MS 2000
 
 struct loop_conf {
 	char image_root[4096];
+	uint64_t max_size;  /* the largest 'size' a volume may ask for */
+	bool per_namespace; /* pods reach only images under image-root/<namespace>/ */
 };
 
 static int loop_setup(struct fv_ctx *ctx, struct fv_err *err)
@@ -30,13 +35,17 @@ static int loop_setup(struct fv_ctx *ctx, struct fv_err *err)
 	struct loop_conf *c = calloc(1, sizeof(*c));
 	if (!c)
 		return fv_err_set(err, ENOMEM, "loop setup");
-	const char *root = fv_config_get(ctx->config, "loop", "image-root", DEFAULT_IMAGE_ROOT);
 	ctx->data = c;
+	const char *root = fv_config_get(ctx->config, "loop", "image-root", DEFAULT_IMAGE_ROOT);
 	if (root[0] != '/')
 		return fv_err_msg(err, EINVAL, "configuration '%s': [loop] image-root must be an absolute path",
 				  fv_config_path(ctx->config));
 	snprintf(c->image_root, sizeof(c->image_root), "%s", root);
-	return 0;
+	const char *max = fv_config_get(ctx->config, "loop", "max-size", DEFAULT_MAX_SIZE);
+	if (fv_parse_bytes(max, &c->max_size) < 0)
+		return fv_err_msg(err, EINVAL, "configuration '%s': [loop] max-size must be bytes or with Ki/Mi/Gi/Ti, not '%s'",
+				  fv_config_path(ctx->config), max);
+	return fv_config_get_bool(ctx->config, "loop", "per-namespace", false, &c->per_namespace, err);
 }
 
 static void loop_teardown(struct fv_ctx *ctx)
@@ -57,7 +66,8 @@ struct loop_volume {
 	uint64_t size;
 };
 
-static int parse_volume(const struct fv_opts *o, struct loop_volume *v, struct fv_err *err)
+static int parse_volume(const struct loop_conf *c, const struct fv_opts *o, struct loop_volume *v,
+			struct fv_err *err)
 {
 	static const char *const known[] = {"image", "size", NULL};
 	if (fv_opts_check_known(o, known, err) < 0)
@@ -72,66 +82,121 @@ static int parse_volume(const struct fv_opts *o, struct loop_volume *v, struct f
 	if (size && (fv_parse_bytes(size, &v->size) < 0 || v->size < 1024 * 1024))
 		return fv_err_msg(err, EINVAL, "option 'size' must be at least 1Mi, in bytes or with Ki/Mi/Gi/Ti, not '%s'",
 				  size);
+	if (size && v->size > c->max_size)
+		return fv_err_msg(err, EFBIG, "option 'size' (%s) is over this node's limit ([loop] max-size = %llu bytes)",
+				  size, (unsigned long long)c->max_size);
 	const char *fstype = fv_opts_fstype(o);
 	if (fstype && strcmp(fstype, "ext4") && strcmp(fstype, "xfs"))
 		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
 	return 0;
 }
 
-/* Opens the image beneath image-root; symlinks may not lead out of it. With
- * create, a missing image is made sparse with the requested size. */
-static int open_image(const struct loop_conf *c, const struct loop_volume *v, bool create, struct fv_err *err)
+/* Makes the image at its full size under no name (O_TMPFILE), then links it
+ * in: a crash leaves either no image or a whole one, never an empty file.
+ * -EEXIST without err when another call linked it first. */
+static int create_image(int root, const char *rel, uint64_t size, struct fv_err *err)
 {
-	if (create && fv_mkdir_p(c->image_root, 0700, err) < 0)
+	const char *slash = strrchr(rel, '/');
+	_cleanup_close_ int sub = -1;
+	int dir = root;
+	if (slash) {
+		char parent[4096];
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
+		if ((sub = fv_path_open_beneath(root, parent, O_PATH | O_DIRECTORY, 0, err)) < 0)
+			return sub;
+		dir = sub;
+	}
+	_cleanup_close_ int fd = openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fv_err_set(err, errno, "cannot create image '%s' (its directory must support O_TMPFILE)", rel);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return fv_err_set(err, errno, "cannot size image '%s'", rel);
+	if (linkat(fd, "", dir, slash ? slash + 1 : rel, AT_EMPTY_PATH) < 0)
+		return errno == EEXIST ? -EEXIST : fv_err_set(err, errno, "cannot create image '%s'", rel);
+	return fv_steal_fd(&fd);
+}
+
+/* Opens the image beneath root_path; symlinks may not lead out of it. With
+ * create, a missing image is made sparse with the requested size. */
+static int open_image(const char *root_path, const struct loop_volume *v, const char *rel, bool create,
+		      struct fv_err *err)
+{
+	if (create && fv_mkdir_p(root_path, 0700, err) < 0)
 		return err->code;
-	_cleanup_close_ int root = open(c->image_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int root = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
-		return fv_err_set(err, errno, "cannot open image root '%s'", c->image_root);
+		return fv_err_set(err, errno, "cannot open image root '%s'", root_path);
 	struct fv_err e2 = {0};
-	_cleanup_close_ int fd = fv_path_open_beneath(root, v->image, O_RDWR, 0, &e2);
+	_cleanup_close_ int fd = fv_path_open_beneath(root, rel, O_RDWR, 0, &e2);
 	if (fd < 0 && e2.code == -ENOENT && create && v->has_size) {
-		fd = fv_path_open_beneath(root, v->image, O_RDWR | O_CREAT | O_EXCL, 0600, &e2);
-		if (fd >= 0 && ftruncate(fd, (off_t)v->size) < 0) {
-			int e = errno;
-			unlinkat(root, v->image, 0);
-			return fv_err_set(err, e, "cannot size image '%s'", v->image);
-		}
+		fd = create_image(root, rel, v->size, err);
 		if (fd >= 0)
-			fv_log(LOG_NOTICE, "created sparse image %s/%s of %llu bytes", c->image_root, v->image,
+			fv_log(LOG_NOTICE, "created sparse image %s/%s of %llu bytes", root_path, v->image,
 			       (unsigned long long)v->size);
+		else if (fd != -EEXIST)
+			return fd;
+		else
+			fd = fv_path_open_beneath(root, rel, O_RDWR, 0, &e2);
 	}
 	if (fd < 0) {
 		if (e2.code == -ENOENT)
-			return fv_err_msg(err, ENOENT, "image '%s' does not exist under '%s'%s", v->image, c->image_root,
+			return fv_err_msg(err, ENOENT, "image '%s' does not exist under '%s'%s", rel, root_path,
 					  create ? " (set option 'size' to create it)" : "");
 		*err = e2;
-		return fv_err_prefix(err, "image under '%s'", c->image_root);
+		return fv_err_prefix(err, "image under '%s'", root_path);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return fv_err_set(err, errno, "cannot inspect image '%s'", v->image);
 	if (!S_ISREG(st.st_mode))
 		return fv_err_msg(err, EINVAL, "image '%s' is not a regular file", v->image);
-	if (st.st_size == 0)
-		return fv_err_msg(err, EINVAL, "image '%s' is empty", v->image);
 	return fv_steal_fd(&fd);
 }
 
-static int lock_image(struct fv_ctx *ctx, const struct loop_volume *v, struct fv_err *err)
+/* Two names of one file (a symlink inside image-root) share one lock. */
+static int lock_image(struct fv_ctx *ctx, const struct loopdev_image *id, struct fv_err *err)
 {
-	char key[4200];
-	snprintf(key, sizeof(key), "image:%s", v->image);
+	char key[64];
+	snprintf(key, sizeof(key), "image:%llu:%llu", (unsigned long long)id->dev, (unsigned long long)id->ino);
 	return fv_lock_acquire(ctx->run_dir, ctx->provider->name, key, IMAGE_LOCK_TIMEOUT_MS, err);
+}
+
+/* Opens the volume's image and locks it; the lock fd goes to *lock. An empty
+ * image (left by a version that created images in two steps) is sized when
+ * the volume has a size; it held nothing to lose. */
+static int open_locked_image(struct fv_ctx *ctx, const struct loop_volume *v, bool create, int *lock,
+			     struct loopdev_image *id, struct fv_err *err)
+{
+	const struct loop_conf *c = ctx->data;
+	_cleanup_close_ int img = open_image(c->image_root, v, v->image, create, err);
+	struct stat st;
+	if (img < 0)
+		return img;
+	if (fstat(img, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect image '%s'", v->image);
+	*id = (struct loopdev_image){.dev = st.st_dev, .ino = st.st_ino};
+	if ((*lock = lock_image(ctx, id, err)) < 0)
+		return *lock;
+	if (fstat(img, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect image '%s'", v->image);
+	if (st.st_size == 0 && create && v->has_size) {
+		if (ftruncate(img, (off_t)v->size) < 0)
+			return fv_err_set(err, errno, "cannot size empty image '%s'", v->image);
+		fv_log(LOG_NOTICE, "sized empty image %s/%s to %llu bytes", c->image_root, v->image,
+		       (unsigned long long)v->size);
+	} else if (st.st_size == 0) {
+		return fv_err_msg(err, EINVAL, "image '%s' is empty", v->image);
+	}
+	return fv_steal_fd(&img);
 }
 
 /* attach, detach and isattached run in the controller-manager, away from the
  * node: nothing to do there but check the options. */
 static int loop_attach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
-	(void)ctx;
 	(void)res;
 	struct loop_volume v;
-	return parse_volume(call->opts, &v, err);
+	return parse_volume(ctx->data, call->opts, &v, err);
 }
 
 static int loop_detach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -142,77 +207,56 @@ static int loop_detach(struct fv_ctx *ctx, const struct fv_call *call, struct fv
 
 static int loop_isattached(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
-	(void)ctx;
 	struct loop_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(ctx->data, call->opts, &v, err) < 0)
 		return err->code;
 	res->attached = true;
 	return 0;
 }
 
+/* Adopts a loop device bound to the image without AUTOCLEAR (by an older
+ * version of this driver): released now if nothing uses it, else when its
+ * last user goes. */
+static int adopt_device(int dev_fd, const char *dev, struct fv_err *err)
+{
+	return loopdev_autoclear(dev_fd, err) < 0 ? fv_err_prefix(err, "%s", dev) : 0;
+}
+
+/* Binds nothing: a device bound here would be freed by AUTOCLEAR as soon as
+ * this call exits (kubelet only hands the reply to mountdevice). It checks
+ * the options, creates a missing image, and replies with the image's path. */
 static int loop_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			      struct fv_err *err)
 {
 	struct loop_conf *c = ctx->data;
 	struct loop_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(c, call->opts, &v, err) < 0)
 		return err->code;
-	_cleanup_close_ int lock = lock_image(ctx, &v, err);
-	if (lock < 0)
-		return lock;
-	_cleanup_close_ int img = open_image(c, &v, true, err);
+	_cleanup_close_ int lock = -1;
+	struct loopdev_image id;
+	_cleanup_close_ int img = open_locked_image(ctx, &v, true, &lock, &id, err);
 	if (img < 0)
 		return img;
+	_cleanup_close_ int dev_fd = -1;
 	char dev[64];
-	int found = loopdev_find(img, dev, sizeof(dev), err);
-	if (found < 0)
-		return found;
-	if (!found && loopdev_attach(img, v.image, dev, sizeof(dev), err) < 0)
+	int found = loopdev_find(&id, &dev_fd, dev, sizeof(dev), err);
+	if (found < 0 || (found && adopt_device(dev_fd, dev, err) < 0))
 		return err->code;
-	if (!found)
-		fv_log(LOG_NOTICE, "bound image %s to %s", v.image, dev);
-	res->device = strdup(dev);
-	return res->device ? 0 : fv_err_set(err, ENOMEM, "waitforattach");
-}
-
-/* The loop device of the volume's image, checked against the device kubelet
- * passed: a stale device name must never be formatted or mounted. */
-static int verified_device(struct fv_ctx *ctx, const struct fv_call *call, char *dev, size_t size, struct fv_err *err)
-{
-	struct loop_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
-		return err->code;
-	_cleanup_close_ int img = open_image(ctx->data, &v, false, err);
-	if (img < 0)
-		return img;
-	int found = loopdev_find(img, dev, size, err);
-	if (found < 0)
-		return found;
-	if (!found)
-		return fv_err_msg(err, ENODEV, "image '%s' is not bound to a loop device (waitforattach has not run)",
-				  v.image);
-	if (strcmp(dev, call->device))
-		return fv_err_msg(err, ENODEV, "device '%s' is not the loop device of image '%s' (that is %s)",
-				  call->device, v.image, dev);
+	if (asprintf(&res->device, "%s/%s", c->image_root, v.image) < 0) {
+		res->device = NULL;
+		return fv_err_set(err, ENOMEM, "waitforattach");
+	}
 	return 0;
 }
 
-static int loop_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+/* True when the open loop device is bound to an image under image-root:
+ * only those are ours to release. */
+static bool is_our_loop(const struct loop_conf *c, int dev_fd)
 {
-	(void)res;
-	char dev[64];
-	if (verified_device(ctx, call, dev, sizeof(dev), err) < 0)
-		return err->code;
-	return fv_block_mount_device(dev, call->dir, fv_opts_fstype(call->opts), fv_opts_readonly(call->opts), err);
-}
-
-/* True when the loop device's backing file lies under image-root: only those
- * are ours to release. */
-static bool is_our_loop(const struct loop_conf *c, dev_t devno)
-{
+	struct stat st;
 	char backing[4096];
 	char root[4096];
-	if (major(devno) != 7 || loopdev_backing_file(devno, backing, sizeof(backing)) < 0 || !backing[0])
+	if (fstat(dev_fd, &st) < 0 || loopdev_backing_file(st.st_rdev, backing, sizeof(backing)) < 0 || !backing[0])
 		return false;
 	if (!realpath(c->image_root, root))
 		return false;
@@ -220,31 +264,154 @@ static bool is_our_loop(const struct loop_conf *c, dev_t devno)
 	return !strncmp(backing, root, n) && backing[n] == '/';
 }
 
+/* dir is mounted: fine if from the image's loop device, an error otherwise. */
+static int check_mounted_image(const char *dir, const struct loopdev_image *id, const char *image,
+			       struct fv_err *err)
+{
+	dev_t devno;
+	if (fv_mounted_dev(dir, &devno, err) < 0)
+		return err->code;
+	struct fv_err e2 = {0};
+	_cleanup_close_ int dev_fd = loopdev_open(devno, &e2);
+	struct loopdev_image have = {0};
+	if (dev_fd >= 0 && loopdev_image_of(dev_fd, &have, &e2) == 0 && have.dev == id->dev && have.ino == id->ino)
+		return 0;
+	return fv_err_msg(err, EBUSY, "'%s' has another file system mounted (device %u:%u, not image '%s')", dir,
+			  major(devno), minor(devno), image);
+}
+
+/* Closes our fd of a device no longer mounted where we used it, and waits a
+ * little for the kernel to release it: a transient opener (blkid, udev,
+ * another call scanning the devices) delays AUTOCLEAR to its own close, and
+ * the reply should find the device gone. A device still mounted elsewhere
+ * (another volume naming the same image) stays, and is not waited for. */
+static void release_device(int *dev_fd)
+{
+	struct stat st;
+	char backing[4096];
+	if (fstat(*dev_fd, &st) < 0 || loopdev_backing_file(st.st_rdev, backing, sizeof(backing)) < 0 || !backing[0])
+		return;
+	close(fv_steal_fd(dev_fd));
+	struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+	bool mounted = !t || mnt_table_find_devno(t, st.st_rdev, MNT_ITER_FORWARD);
+	mnt_unref_table(t);
+	if (!mounted && loopdev_wait_released(st.st_rdev, backing, RELEASE_WAIT_MS) < 0)
+		fv_log(LOG_NOTICE, "/dev/loop%u is still open; the kernel releases it when its last user closes it",
+		       minor(st.st_rdev));
+}
+
+/* Binds the image here, not in waitforattach: this call holds the device
+ * open from the bind to the mount, and if it dies or the mount is refused,
+ * the kernel's AUTOCLEAR frees the device with its last fd. The device
+ * kubelet passes is not used: the image comes from the options. */
+static int loop_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)res;
+	struct loop_volume v;
+	if (parse_volume(ctx->data, call->opts, &v, err) < 0)
+		return err->code;
+	_cleanup_close_ int lock = -1;
+	struct loopdev_image id;
+	_cleanup_close_ int img = open_locked_image(ctx, &v, false, &lock, &id, err);
+	if (img < 0)
+		return img;
+	int m = fv_is_mountpoint(call->dir, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	if (m > 0)
+		return check_mounted_image(call->dir, &id, v.image, err);
+	*err = (struct fv_err){0};
+	_cleanup_close_ int dev_fd = -1;
+	char dev[64];
+	int found = loopdev_find(&id, &dev_fd, dev, sizeof(dev), err);
+	if (found < 0 || (found && adopt_device(dev_fd, dev, err) < 0))
+		return err->code;
+	if (!found) {
+		if ((dev_fd = loopdev_attach(img, v.image, dev, sizeof(dev), err)) < 0)
+			return dev_fd;
+		fv_log(LOG_NOTICE, "bound image %s to %s", v.image, dev);
+	}
+	if (fv_block_mount_device(dev, call->dir, fv_opts_fstype(call->opts), fv_opts_readonly(call->opts), err) < 0) {
+		release_device(&dev_fd);
+		return err->code;
+	}
+	return 0;
+}
+
+/* Unmounting releases the device: it is AUTOCLEAR, and the mount was its
+ * last user. When the path is no longer mounted, whoever unmounted it has
+ * released the device the same way: there is nothing left to do. */
 static int loop_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			      struct fv_err *err)
 {
 	(void)res;
 	int m = fv_is_mountpoint(call->dir, err);
 	if (m <= 0)
-		return m == -ENOENT ? 0 : m;
+		return m == -ENOENT ? (*err = (struct fv_err){0}, 0) : m;
 	dev_t devno;
 	if (fv_mounted_dev(call->dir, &devno, err) < 0)
 		return err->code;
+	struct fv_err ignored = {0};
+	_cleanup_close_ int dev_fd = loopdev_open(devno, &ignored);
+	_cleanup_close_ int lock = -1;
+	if (dev_fd >= 0 && !is_our_loop(ctx->data, dev_fd))
+		close(fv_steal_fd(&dev_fd)); /* not ours: unmount only */
+	if (dev_fd >= 0) {
+		struct loopdev_image id;
+		if (loopdev_image_of(dev_fd, &id, err) < 0 || (lock = lock_image(ctx, &id, err)) < 0 ||
+		    loopdev_autoclear(dev_fd, err) < 0)
+			return err->code;
+	}
 	if (fv_unmount(call->dir, err) < 0)
 		return err->code;
-	if (!is_our_loop(ctx->data, devno))
-		return 0;
-	if (loopdev_detach(devno, err) < 0)
-		return err->code;
-	fv_log(LOG_NOTICE, "released /dev/loop%u", minor(devno));
+	if (dev_fd >= 0) {
+		release_device(&dev_fd);
+		fv_log(LOG_NOTICE, "unmounted /dev/loop%u", minor(devno));
+	}
 	return 0;
 }
 
+/* Binds the global mount into the pod once it is shown to be the image the
+ * options name: an inline volume named like another (same global path)
+ * cannot borrow its file system. With per-namespace, that image must lie
+ * under image-root/<the pod's namespace>/. */
 static int loop_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
-	(void)ctx, (void)res;
+	(void)res;
+	const struct loop_conf *c = ctx->data;
 	struct loop_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(c, call->opts, &v, err) < 0)
+		return err->code;
+	char root[sizeof(c->image_root) + 256];
+	const char *rel = v.image;
+	snprintf(root, sizeof(root), "%s", c->image_root);
+	if (c->per_namespace) {
+		const char *ns = fv_opts_get(call->opts, FV_KEY_POD_NAMESPACE);
+		size_t n = ns ? strlen(ns) : 0;
+		if (!n || strchr(ns, '/') || ns[0] == '.')
+			return fv_err_msg(err, EINVAL, "the pod's namespace is missing or invalid ([loop] per-namespace = true)");
+		if (strncmp(v.image, ns, n) || v.image[n] != '/')
+			return fv_err_msg(err, EACCES, "image '%s' is not under '%s/', the directory of namespace %s "
+						       "([loop] per-namespace = true)",
+					  v.image, ns, ns);
+		snprintf(root, sizeof(root), "%s/%s", c->image_root, ns);
+		rel = v.image + n + 1;
+	}
+	_cleanup_close_ int img = open_image(root, &v, rel, false, err);
+	struct stat st;
+	if (img < 0)
+		return img;
+	if (fstat(img, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect image '%s'", v.image);
+	char global[4096];
+	if (fv_path_global_from_pod_dir(call->dir, global, sizeof(global), err) < 0)
+		return err->code;
+	int m = fv_is_mountpoint(global, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	*err = (struct fv_err){0};
+	struct loopdev_image id = {.dev = st.st_dev, .ino = st.st_ino};
+	if (m > 0 && check_mounted_image(global, &id, v.image, err) < 0)
 		return err->code;
 	return fv_mount_pod_from_global(call->dir, fv_opts_readonly(call->opts), err);
 }
@@ -256,12 +423,17 @@ static const struct fv_provider loop_provider = {
 		"  image   required; the image file, relative to image-root ('..', absolute paths and\n"
 		"          symlinks leading outside image-root are refused)\n"
 		"  size    optional; creates a sparse image of this size when it does not exist yet\n"
-		"          (bytes, or with a Ki/Mi/Gi/Ti suffix; at least 1Mi)\n"
+		"          (bytes, or with a Ki/Mi/Gi/Ti suffix; at least 1Mi, at most max-size)\n"
 		"  fsType  ext4 (default) or xfs; a blank image is formatted on first mount\n"
 		"Configuration ([loop] in loop.conf):\n"
 		"  image-root = " DEFAULT_IMAGE_ROOT "\n"
 		"  allow-setuid = false, allow-devices = false   true drops nosuid / nodev from the mounts\n"
-		"  allowed-fstypes = ext2,btrfs   mounted from an image with no fsType, besides ext4 and xfs\n",
+		"  allowed-fstypes = ext2,btrfs   mounted from an image with no fsType, besides ext4 and xfs\n"
+		"  max-size = " DEFAULT_MAX_SIZE "          the largest 'size' a volume may ask for\n"
+		"  per-namespace = false   true: a pod is given only images under\n"
+		"                          image-root/<its namespace>/ (checked in mount)\n"
+		"waitforattach replies with the image's path; mountdevice binds the loop device\n"
+		"(auto-cleared by the kernel: it lives as long as the mount).\n",
 	.capabilities = loop_capabilities,
 	.setup = loop_setup,
 	.teardown = loop_teardown,

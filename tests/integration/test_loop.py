@@ -65,7 +65,8 @@ def test_full_lifecycle_two_pods(loop_node, fs_type):
     opts = {"image": "vol.img", "size": "320Mi"}
     assert k.init().json["capabilities"]["attach"] is True
     dev = attach_and_mount(node, "pv-a", opts, [POD_A, POD_B], fs_type, ro_pods=[POD_B])
-    assert dev.startswith("/dev/loop")
+    assert dev == node.image("vol.img"), "waitforattach replies with the image's path"
+    assert len(node.loop_devices()) == 1
     assert os.path.getsize(node.image("vol.img")) == 320 << 20
     gpath = k.global_path("pv-a")
     assert fs_type_of(gpath) == fs_type
@@ -105,7 +106,7 @@ def test_every_call_repeated_is_harmless(loop_node):
     for _ in range(2):
         assert k.attach("pv-r", opts).status == "Success"
     devs = {d.call("waitforattach", "", j()).json["device"] for _ in range(3)}
-    assert len(devs) == 1 and len(node.loop_devices()) == 1, "waitforattach reuses the loop device"
+    assert len(devs) == 1 and node.loop_devices() == [], "waitforattach binds no loop device"
     dev = devs.pop()
     each_call_twice(k, "pv-r", opts, dev, POD_A["uid"], node.mounts)
     assert node.mounts() == [] and node.loop_devices() == []
@@ -115,18 +116,18 @@ def test_concurrent_calls_on_one_volume(loop_node):
     node, k, d = loop_node, loop_node.kubelet, loop_node.driver
     opts = {"image": "shared.img", "size": "64Mi"}
     j = go_json(k.options("pv-c", opts))
-    # Eight waitforattach at once: one image, one loop device, one reply for all.
+    # Eight waitforattach at once: one image, one reply for all.
     started = [d.start("waitforattach", "", j) for _ in range(8)]
     replies = [d.finish(s) for s in started]
     assert {r.status for r in replies} == {"Success"}
     assert len({r.json["device"] for r in replies}) == 1
-    assert len(node.loop_devices()) == 1
+    assert os.path.getsize(node.image("shared.img")) == 64 << 20
     dev = replies[0].json["device"]
     g = k.global_path("pv-c")
     os.makedirs(g, 0o750)
     started = [d.start("mountdevice", g, dev, j) for _ in range(4)]
     assert {d.finish(s).status for s in started} == {"Success"}
-    assert node.mounts().count(g) == 1
+    assert node.mounts().count(g) == 1 and len(node.loop_devices()) == 1
     pods = [pod(i) for i in range(6)]
     for p in pods:
         os.makedirs(k.pod_dir(p["uid"], "pv-c"), 0o750)
@@ -185,9 +186,7 @@ def test_device_with_data_is_refused_and_left_unchanged(loop_node, what, offset,
     r = k.mount_device("pv-d", opts, dev)
     assert r.status == "Failure" and expect in r.message, r
     assert "refusing" in r.message
-    assert node.mounts() == []
-    k.unmount_device("pv-d")
-    subprocess.run(["losetup", "-d", dev], check=True)
+    assert node.mounts() == [] and node.loop_devices() == [], "a refused mountdevice leaves no device bound"
     assert sha(node.image("data.img")) == before, "the device was modified"
 
 
@@ -201,7 +200,7 @@ def test_existing_filesystem_of_another_type_is_refused(loop_node):
     dev = k.wait_for_attach("pv-x", opts, fs_type="ext4").json["device"]
     r = k.mount_device("pv-x", opts, dev, fs_type="ext4")
     assert r.status == "Failure" and "holds a xfs file system" in r.message, r
-    subprocess.run(["losetup", "-d", dev], check=True)
+    assert node.loop_devices() == [], "a refused mountdevice leaves no device bound"
     assert sha(node.image("x.img")) == before
 
 
@@ -211,23 +210,31 @@ def test_blank_read_only_volume_is_not_formatted(loop_node):
     dev = k.wait_for_attach("pv-ro", opts, read_only=True).json["device"]
     r = k.mount_device("pv-ro", opts, dev, read_only=True)
     assert r.status == "Failure" and "read-only" in r.message, r
-    subprocess.run(["losetup", "-d", dev], check=True)
+    assert node.loop_devices() == []
     with open(node.image("ro.img"), "rb") as f:
         assert f.read(1 << 20) == bytes(1 << 20)
 
 
-def test_stale_device_name_is_refused(loop_node):
-    """mountdevice must never trust the device string it is handed."""
+def test_device_name_passed_to_mountdevice_is_not_trusted(loop_node):
+    """mountdevice finds the device from the image the options name: a stale
+    or forged device string (here another image's loop device) is never
+    formatted or mounted."""
     node, k = loop_node, loop_node.kubelet
     a, b = {"image": "a.img", "size": "64Mi"}, {"image": "b.img", "size": "64Mi"}
-    dev_a = k.wait_for_attach("pv-a", a).json["device"]
-    dev_b = k.wait_for_attach("pv-b", b).json["device"]
-    r = k.mount_device("pv-a", a, dev_b)
-    assert r.status == "Failure" and "not the loop device" in r.message, r
-    with open(node.image("b.img"), "rb") as f:
-        assert f.read(1 << 20) == bytes(1 << 20), "b.img must stay blank"
-    for dev in (dev_a, dev_b):
-        subprocess.run(["losetup", "-d", dev], check=True)
+    k.wait_for_attach("pv-a", a)
+    k.wait_for_attach("pv-b", b)
+    dev_b = subprocess.run(["losetup", "-f", "--show", node.image("b.img")], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    try:
+        r = k.mount_device("pv-a", a, dev_b)
+        assert r.status == "Success", r
+        assert fs_uuid(node.image("a.img")), "a.img was formatted and mounted"
+        with open(node.image("b.img"), "rb") as f:
+            assert f.read(1 << 20) == bytes(1 << 20), "b.img must stay blank"
+        assert k.unmount_device("pv-a").status == "Success"
+    finally:
+        subprocess.run(["losetup", "-d", dev_b], check=True)
+    assert node.loop_devices() == []
 
 
 def nothing_left(node, files_before):
@@ -279,7 +286,7 @@ def test_symlink_inside_image_root_is_followed(loop_node):
     os.symlink("real/disk.img", node.image("alias.img"))
     r = k.wait_for_attach("pv-s", {"image": "alias.img"})
     assert r.status == "Success", r
-    subprocess.run(["losetup", "-d", r.json["device"]], check=True)
+    assert node.loop_devices() == []
 
 
 def test_sigterm_ends_a_waiting_call_with_failure(loop_node):
@@ -298,5 +305,4 @@ def test_sigterm_ends_a_waiting_call_with_failure(loop_node):
         started[1].send_signal(signal.SIGTERM)
         r = d.finish(started, timeout=10)
     assert r.status == "Failure" and "terminated" in r.message, r
-    assert node.mounts() == []
-    subprocess.run(["losetup", "-d", dev], check=True)
+    assert node.mounts() == [] and node.loop_devices() == []
