@@ -345,6 +345,16 @@ class FakeGCE(common.BaseFake):
         with self.lock:
             return self._instance_view(self.instances[(zone or self.zone, name)])
 
+    def set_listed(self, instance, device, listed, zone=None):
+        """Test hook: hide (listed=False) or show again the attachment of
+        instance under device in the instance's disks[], the device staying
+        on the node, as while GCE's attach operation is not DONE yet."""
+        with self.lock:
+            inst = self.instances[(zone or self.zone, instance)]
+            for a in inst["attached"]:
+                if a["device"] == device:
+                    a["pending"] = not listed
+
     def disk(self, name, zone=None):
         with self.lock:
             return self._disk_view(self.disks[(zone or self.zone, name)])

@@ -26,7 +26,7 @@ make_cloud, cloud = cloud_fixtures(CinderCloud, valgrind_wrapper)
 
 def test_init(cloud):
     caps = cloud.kubelet.init().json["capabilities"]
-    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": False, "fsGroup": True,
+    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": True, "fsGroup": True,
                     "requiresFSResize": True}
 
 
@@ -579,3 +579,71 @@ def test_expand_volume_and_file_system(cloud, fs_type):
     assert after > before * 1.8, (before, after)
     assert d.call("expandfs", j, dev, g, str(2 << 30), str(1 << 30)).status == "Success", "idempotent"
     tear_down(cloud, "pv-grow", [POD_A])
+
+
+# --- hostile volume specs (issue 11) ---
+
+def test_mount_binds_only_the_volume_the_options_name(cloud):
+    """A victim's PV is mounted on node-1. A pod author's inline volume is
+    named like the PV, with a volumeID of their own: kubelet skips
+    mountdevice (mounts/pv-victim is already a mount point) and asks the
+    driver to bind that global path. The file system there is not on the disk
+    whose serial is the options' volumeID: refused, attached or not."""
+    k = cloud.kubelet
+    victim, own = cloud.volume(), cloud.volume()
+    attach_and_mount(cloud, "pv-victim", opts(victim), [POD_A])
+    with open(os.path.join(k.pod_dir(POD_A["uid"], "pv-victim"), "secret"), "w") as f:
+        f.write("victim's data")
+    p = k.pod_dir(POD_B["uid"], "pv-victim")
+    r = k.set_up_pod(POD_B, "pv-victim", opts(own))
+    assert r.status == "Failure" and "volume %s is not attached to this node" % own in r.message, r
+    # Attached (the attach/detach controller attaches the inline volume by its volumeID).
+    assert k.attach("pv-victim", opts(own)).status == "Success"
+    r = k.set_up_pod(POD_B, "pv-victim", opts(own))
+    assert r.status == "Failure" and "another volume's mount, refused" in r.message, r
+    assert not os.path.ismount(p) and not os.path.exists(os.path.join(p, "secret"))
+    # A second pod of the PV itself mounts it.
+    r = k.set_up_pod(POD_B, "pv-victim", opts(victim))
+    assert r.status == "Success", r
+    with open(os.path.join(p, "secret")) as f:
+        assert f.read() == "victim's data"
+    d = k.driver
+    m = d.call("mountdevice", k.global_path("other"), "",
+               go_json(dict(k.options("other", opts(own)), **{"kubernetes.io/pvOrVolumeName": "pv-victim"})))
+    assert m.status == "Failure" and "may not override" in m.message, m
+    for pod in (POD_A, POD_B):
+        assert k.tear_down_pod(pod["uid"], "pv-victim").status == "Success"
+    assert k.unmount_device("pv-victim").status == "Success"
+    # Both volumes now record the PV name: one detach each (this controller's
+    # record, the attacker's volume, first).
+    for _ in range(2):
+        assert k.detach("pv-victim").status == "Success"
+    assert [cloud.state(v)["status"] for v in (victim, own)] == ["available"] * 2
+
+
+def test_attach_and_detach_lock_the_volume_not_the_name(make_cloud):
+    """attach/detach serialise on the volume itself (disk:<volumeID>), held
+    for at most the call's deadline."""
+    import fcntl
+    cloud = make_cloud(flexvol={"attach-timeout": "2"})
+    k = cloud.kubelet
+    vid = cloud.volume()
+    assert k.attach("pv-one", opts(vid)).status == "Success"
+    assert k.detach("pv-one").status == "Success"
+    lockdir = os.path.join(cloud.run_dir, "locks", "cinder")
+    names = [n for n in os.listdir(lockdir) if vid in n]
+    assert len(names) == 1 and "pv-one" not in names[0], os.listdir(lockdir)
+    posts = len(requests(cloud, "POST", "/os-volume_attachments"))
+    fd = os.open(os.path.join(lockdir, names[0]), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        a = k.attach("pv-other-name", opts(vid))
+        took = time.monotonic() - t0
+        assert a.status == "Failure" and "busy with another attach or detach" in a.message, a
+        assert took < 10, took
+        assert len(requests(cloud, "POST", "/os-volume_attachments")) == posts, "nothing posted while locked"
+    finally:
+        os.close(fd)
+    assert k.attach("pv-other-name", opts(vid)).status == "Success"
+    assert k.detach("pv-other-name").status == "Success"
