@@ -23,6 +23,7 @@ int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long 
 	    fv_config_get_long(c, section, "rescan-after", DEFAULT_RESCAN_AFTER_S, 0, 600, &conf->rescan_after_s, err) <
 		    0 ||
 	    fv_config_get_bool(c, section, "scsi-rescan", true, &conf->scsi_rescan, err) < 0 ||
+	    fv_config_get_bool(c, section, "allow-inline", true, &conf->allow_inline, err) < 0 ||
 	    fv_config_get_path(c, section, "device-dir", FV_CLOUDDISK_DEFAULT_DEVICE_DIR, conf->device_dir, sizeof(conf->device_dir),
 			       err) < 0 ||
 	    fv_config_get_path(c, section, "sysfs-root", "/sys", conf->sysfs_root, sizeof(conf->sysfs_root), err) < 0)
@@ -38,6 +39,34 @@ int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long 
 		   fv_config_get_path(c, section, "udevadm", NULL, conf->udevadm, sizeof(conf->udevadm), err) < 0) {
 		return err->code;
 	}
+	return 0;
+}
+
+/* A name the API server accepts for a pod's volume (IsDNS1123Label). */
+static bool dns_label(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+int fv_clouddisk_check_name(const struct fv_clouddisk_conf *conf, const char *name, struct fv_err *err)
+{
+	if (conf->allow_inline)
+		return 0;
+	if (!name || !*name)
+		return fv_err_msg(err, EPERM,
+				  "the volume has no name, so it may be a pod's inline volume, and allow-inline is false");
+	if (dns_label(name))
+		return fv_err_msg(err, EPERM,
+				  "volume '%.80s' may be a pod's inline volume (its name is one a pod's volume can have) and "
+				  "allow-inline is false: name the PV with a '.' in it (e.g. 'db.%.60s'), which no inline volume "
+				  "can have",
+				  name, name);
 	return 0;
 }
 
@@ -122,6 +151,8 @@ static int describe(struct fv_ctx *ctx, const struct fv_call *call, const struct
 				  "option 'kubernetes.io/pvOrVolumeName' is '%.80s', but kubelet's path names the volume "
 				  "'%.80s': volume options may not override it",
 				  name, kubelet_name);
+	if (fv_clouddisk_check_name(&(*drv)->conf, kubelet_name ? kubelet_name : name, err) < 0)
+		return err->code;
 	return (*drv)->describe(call->opts, d, err);
 }
 

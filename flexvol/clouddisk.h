@@ -24,6 +24,7 @@ struct fv_clouddisk_conf {
 	char device_dir[PATH_MAX];  /* device-dir: udev's by-id links */
 	char sysfs_root[PATH_MAX];  /* sysfs-root */
 	char udevadm[PATH_MAX];     /* udevadm = auto | none | <path>; "" when none */
+	bool allow_inline;          /* allow-inline: see fv_clouddisk_check_name() */
 };
 
 /* One volume's disk as the node sees it; filled by a driver's describe. */
@@ -63,6 +64,18 @@ struct fv_clouddisk_driver {
 
 int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long default_attach_timeout_s,
 			   struct fv_clouddisk_conf *conf, struct fv_err *err);
+
+/* allow-inline = false: refuses a volume whose name a pod's inline volume
+ * could have. Kubernetes cannot tell a driver whether a volume is inline or a
+ * PV (the options are built alike); but an inline volume's name is a pod
+ * volume name, which the API server only accepts as a DNS-1123 label
+ * (a-z, 0-9, '-', at most 63), while a PV name may hold a '.'. So with
+ * allow-inline = false every volume must be a PV whose name holds a '.' or is
+ * longer than 63 characters; any other name is refused. Sound where the name
+ * comes from kubelet's path (mountdevice, mount, expandfs); from the options
+ * (attach, waitforattach) a pod can override it, and what it gets attached
+ * is then never mounted. name NULL: refused too. */
+int fv_clouddisk_check_name(const struct fv_clouddisk_conf *conf, const char *name, struct fv_err *err);
 
 /* Provider operations, for a driver whose ctx->data starts with a struct
  * fv_clouddisk_driver. Where kubelet passes a path (mountdevice, mount,

@@ -450,7 +450,10 @@ static int server_from_config_drive(struct cinder *cd, const char *node, char *s
 	snprintf(dir, sizeof(dir), "%s/cinder/config-drive.XXXXXX", cd->ctx->run_dir);
 	if (!mkdtemp(dir))
 		return fv_err_set(err, errno, "cannot create a mount point for the config drive");
-	int rc = fv_mount_fs(dev, dir, "iso9660", "ro,nosuid,nodev,noexec", err);
+	struct fv_err e2 = {0};
+	int rc = fv_mount_fs(dev, dir, "iso9660", "ro,nosuid,nodev,noexec", &e2);
+	if (rc < 0)
+		rc = fv_mount_fs(dev, dir, "vfat", "ro,nosuid,nodev,noexec", err);
 	if (rc == 0) {
 		snprintf(file, sizeof(file), "%s/openstack/latest/meta_data.json", dir);
 		json_error_t je;
@@ -739,7 +742,7 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 {
 	struct cinder *cd = ctx->data;
 	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(call->opts, &v, err) < 0 || fv_clouddisk_check_name(&cd->node.conf, v.pv, err) < 0)
 		return err->code;
 	struct fv_poll p;
 	fv_poll_start(&p, cd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
@@ -1081,7 +1084,10 @@ static const struct fv_provider cinder_provider = {
 		"             -name and -secret, ca-file, tls-insecure\n"
 		"  [flexvol]  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ",\n"
 		"             sysfs-root = /sys, node-lookup = nova-name | metadata | config-drive,\n"
-		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE ",\n"
+		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE "\n"
+		"             (trusted only if it is a CD-ROM: any disk can carry the label config-2),\n"
+		"             allow-inline = true (false refuses every volume whose name a pod's inline\n"
+		"             volume could have, a DNS-1123 label: PVs must then have a '.' in their name),\n"
 		"             scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"             http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"             token-margin = 60 (s)\n"

@@ -5,8 +5,9 @@
  * the disk by that name (waitforattach: udev's by-id links, else the sysfs
  * serial), formats it if blank and mounts it on the global path
  * (mountdevice), bind-mounts it into pods (mount) and grows the file system
- * (expandfs). Node-side calls never talk to the cloud and need no
- * credentials. */
+ * (expandfs). The device name derives from a name a pod's options can
+ * choose, so node-side calls also ask the compute API which disk the
+ * instance has under it (confirm_disk) and hand out nothing else. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -334,7 +335,7 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 {
 	struct gcepd *gd = ctx->data;
 	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(call->opts, &v, err) < 0 || fv_clouddisk_check_name(&gd->node.conf, v.pv, err) < 0)
 		return err->code;
 	struct fv_poll p;
 	fv_poll_start(&p, gd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
@@ -699,12 +700,18 @@ static const struct fv_provider gcepd_provider = {
 	.help = "Options (flexVolume.options):\n"
 		"  pdName    required; the GCE persistent disk's name (in the configured zone)\n"
 		"  fsType    ext4 (default) or xfs; a blank disk is formatted on first mount\n"
+		"Node-side calls (waitforattach, mountdevice, mount, expandfs) ask the compute API\n"
+		"(instances.get of the instance the metadata server names) which disk is attached\n"
+		"under the volume's device name, and refuse any but pdName: the node's credentials\n"
+		"need compute read access.\n"
 		"Configuration ([" SECTION "] in gcepd.conf):\n"
 		"  project, zone      default: from the metadata server (project also from the key file)\n"
 		"  credentials-file   a service-account JSON key (mode 0600; JWT-bearer flow);\n"
 		"                     default: the metadata server's service-account token\n"
 		"  metadata-url = " GCE_DEFAULT_METADATA_URL " (or $GCE_METADATA_HOST)\n"
 		"  compute-endpoint = " GCE_DEFAULT_COMPUTE_ENDPOINT "\n"
+		"  allow-inline = true: false refuses every volume whose name a pod's inline volume\n"
+		"                     could have (a DNS-1123 label); PVs must then have a '.' in their name\n"
 		"  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ", sysfs-root = /sys,\n"
 		"  scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"  ca-file, http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"

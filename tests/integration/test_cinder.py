@@ -3,6 +3,7 @@ attached volumes appear as real loop devices with by-id links and sysfs
 serials under a temporary tree (HostLoopNode): the kubelet sequence, the
 attach/detach controller's calls, idempotency, parallelism, failover, and
 every cloud fault the issue lists."""
+import json
 import os
 import signal
 import shutil
@@ -647,3 +648,74 @@ def test_attach_and_detach_lock_the_volume_not_the_name(make_cloud):
         os.close(fd)
     assert k.attach("pv-other-name", opts(vid)).status == "Success"
     assert k.detach("pv-other-name").status == "Success"
+
+
+def vfat_config_drive(cloud, uuid):
+    """A disk labelled config-2 holding openstack/latest/meta_data.json with
+    this uuid, as a loop device, and a by-label link to it (udev's); skips
+    where the kernel cannot mount vfat (tests/vm/test_cinder_vm.py runs this
+    in the guest)."""
+    img = os.path.join(cloud.tmp, "config-2.img")
+    with open(img, "wb") as f:
+        f.truncate(4 << 20)
+    subprocess.run(["busybox", "mkdosfs", "-n", "config-2", img], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    cloud.cleanups.append(lambda: subprocess.run(["losetup", "-d", loop], capture_output=True))
+    mnt = os.path.join(cloud.tmp, "cd-mnt")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "vfat", loop, mnt], capture_output=True).returncode != 0:
+        pytest.skip("this kernel cannot mount vfat (the VM tier runs this test)")
+    try:
+        os.makedirs(os.path.join(mnt, "openstack", "latest"))
+        with open(os.path.join(mnt, "openstack", "latest", "meta_data.json"), "w") as f:
+            json.dump({"uuid": uuid, "name": "whoever"}, f)
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    link = os.path.join(cloud.tmp, "by-label", "config-2")
+    os.makedirs(os.path.dirname(link))
+    os.symlink(loop, link)
+    return loop, link
+
+
+def test_config_drive_must_be_a_cd_rom(make_cloud):
+    """node-lookup = config-drive: a tenant's volume can carry the label
+    config-2 with a forged meta_data.json (here: "this machine is node-2").
+    Only a CD-ROM, which a Cinder volume never is, is trusted."""
+    cloud = make_cloud()
+    loop, link = vfat_config_drive(cloud, cloud.servers["node-2"])
+    cloud.configure(node_lookup="config-drive", config_drive=link)
+    vid = cloud.volume()
+    a = cloud.kubelet.attach("pv-cd", opts(vid), node="node-1")
+    assert a.status == "Failure" and "not a CD-ROM" in a.message and "node-lookup = metadata" in a.message, a
+    assert not cloud.state(vid)["attachments"]
+    assert not requests(cloud, "POST"), "nothing was attached anywhere"
+    # The same drive as a CD-ROM (SCSI peripheral type 5 in sysfs): trusted.
+    kname = os.path.basename(loop)
+    os.makedirs(os.path.join(cloud.sysfs, "block", kname, "device"), exist_ok=True)
+    with open(os.path.join(cloud.sysfs, "block", kname, "device", "type"), "w") as f:
+        f.write("5\n")
+    a = cloud.kubelet.attach("pv-cd", opts(vid), node="node-1")
+    assert a.status == "Success", a
+    assert list(cloud.state(vid)["attachments"]) == [cloud.servers["node-2"]], "a CD-ROM's word is taken"
+    assert cloud.kubelet.detach("pv-cd", node="node-1").status == "Success"
+
+
+def test_allow_inline_false_refuses_names_an_inline_volume_can_have(make_cloud):
+    """allow-inline = false (see test_gcepd.py's test of the same name)."""
+    cloud = make_cloud(flexvol={"allow-inline": "false"})
+    k, d = cloud.kubelet, cloud.driver
+    vid = cloud.volume()
+    a = k.attach("data", opts(vid))
+    assert a.status == "Failure" and "allow-inline is false" in a.message, a
+    assert not requests(cloud, "POST"), "nothing was attached"
+    spec = "db.pv-policy"
+    dev = attach_and_mount(cloud, spec, opts(vid), [POD_A])
+    g = k.global_path("data")
+    os.makedirs(g, 0o750)
+    m = d.call("mountdevice", g, dev, go_json(k.options("data", opts(vid))))
+    assert m.status == "Failure" and "allow-inline is false" in m.message, m
+    r = k.set_up_pod(POD_B, "data", opts(vid))
+    assert r.status == "Failure" and "allow-inline is false" in r.message, r
+    tear_down(cloud, spec, [POD_A])
+    assert "allow-inline" in subprocess.run([d.path, "--help"], capture_output=True, text=True).stdout

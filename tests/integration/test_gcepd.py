@@ -774,3 +774,30 @@ def test_attach_and_detach_lock_the_disk_not_the_name(make_cloud):
         os.close(fd)
     assert k.attach("pv-other-name", opts(pd)).status == "Success"
     assert k.detach("pv-other-name").status == "Success"
+
+
+def test_allow_inline_false_refuses_names_an_inline_volume_can_have(make_cloud):
+    """allow-inline = false: a pod's inline volume is named with a DNS-1123
+    label (the API server accepts nothing else for a pod's volume), a PV may
+    have a '.' in its name. Names that could be inline are refused at attach
+    (from the options) and, soundly, where kubelet's path names the volume."""
+    cloud = make_cloud(gcepd={"allow-inline": "false"})
+    k, d = cloud.kubelet, cloud.driver
+    pd = cloud.disk("pd-policy")
+    a = k.attach("data", opts(pd))
+    assert a.status == "Failure" and "allow-inline is false" in a.message and "'.'" in a.message, a
+    assert not requests(cloud, "POST"), "nothing was attached"
+    spec = "db.pv-policy"
+    dev = attach_and_mount(cloud, spec, opts(pd), [POD_A])
+    # An inline volume "data" overriding its name to the PV's, to get it attached:
+    # the node refuses it where kubelet's path names it.
+    j = spoof(k, "data", opts(pd), **{"kubernetes.io/pvOrVolumeName": spec})
+    g = k.global_path("data")
+    os.makedirs(g, 0o750)
+    m = d.call("mountdevice", g, dev, j)
+    assert m.status == "Failure", m
+    m = d.call("mountdevice", g, dev, go_json(k.options("data", opts(pd))))
+    assert m.status == "Failure" and "allow-inline is false" in m.message, m
+    assert not os.path.ismount(g)
+    tear_down(cloud, spec, [POD_A])
+    assert "allow-inline" in subprocess.run([d.path, "--help"], capture_output=True, text=True).stdout
