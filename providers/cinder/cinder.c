@@ -765,6 +765,19 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 		snprintf(st, sizeof(st), "%s", vol_status(vol));
 		bool ours = vol_attached_to(vol, sid), multi = vol_multiattach(vol);
 		const char *other = vol_other_server(vol, sid);
+		const char *held_by = vol_meta(vol, PV_META_KEY);
+		if (v.pv && held_by && strcmp(held_by, v.pv) &&
+		    (json_array_size(json_object_get(vol, "attachments")) || strcmp(st, "available"))) {
+			/* detach finds a volume by the PV name recorded on it: recording a
+			 * second name would let that name's detach take the volume away
+			 * from under the first (an inline volume may name any volumeID). */
+			fv_err_msg(err, EBUSY,
+				   "Cinder volume %s is in use ('%s') as volume '%.80s', not '%.80s': one volume cannot be "
+				   "attached under two names; detach '%.80s' first",
+				   v.id, st, held_by, v.pv, held_by);
+			json_decref(root);
+			return err->code;
+		}
 		if (ours && !strcmp(st, "in-use")) {
 			int rc = record_on_volume(c, vol, v.id, v.pv, call->node, err);
 			json_decref(root);

@@ -719,3 +719,24 @@ def test_allow_inline_false_refuses_names_an_inline_volume_can_have(make_cloud):
     assert r.status == "Failure" and "allow-inline is false" in r.message, r
     tear_down(cloud, spec, [POD_A])
     assert "allow-inline" in subprocess.run([d.path, "--help"], capture_output=True, text=True).stdout
+
+
+def test_a_volume_in_use_is_not_attached_under_a_second_name(cloud):
+    """detach finds a volume by the PV name recorded on it. An inline volume
+    naming a PV's volumeID under its own name, on the node where the PV's
+    volume is attached, would record its name on the volume (the attach
+    itself is a no-op: already attached), and its pod's end would detach the
+    victim's volume from under the victim's running pod."""
+    k = cloud.kubelet
+    victim = cloud.volume()
+    attach_and_mount(cloud, "pv-victim", opts(victim), [POD_A])
+    a = k.attach("data", opts(victim))
+    assert a.status == "Failure" and "as volume 'pv-victim', not 'data'" in a.message, a
+    assert cloud.state(victim)["metadata"]["flexvol-pv-name"] == "pv-victim"
+    assert k.detach("data").status == "Success"
+    assert cloud.state(victim)["status"] == "in-use", "the victim's volume is still attached"
+    tear_down(cloud, "pv-victim", [POD_A])
+    assert cloud.state(victim)["status"] == "available"
+    # Free again: any name may have it.
+    assert k.attach("data", opts(victim)).status == "Success"
+    assert k.detach("data").status == "Success"
