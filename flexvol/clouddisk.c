@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include "block.h"
 #include "devwait.h"
 #include "log.h"
 #include "mount.h"
+#include "path.h"
+#include "retry.h"
 #include "run.h"
 
 #define DEFAULT_RESCAN_AFTER_S 10
@@ -20,6 +23,7 @@ int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long 
 	    fv_config_get_long(c, section, "rescan-after", DEFAULT_RESCAN_AFTER_S, 0, 600, &conf->rescan_after_s, err) <
 		    0 ||
 	    fv_config_get_bool(c, section, "scsi-rescan", true, &conf->scsi_rescan, err) < 0 ||
+	    fv_config_get_bool(c, section, "allow-inline", true, &conf->allow_inline, err) < 0 ||
 	    fv_config_get_path(c, section, "device-dir", FV_CLOUDDISK_DEFAULT_DEVICE_DIR, conf->device_dir, sizeof(conf->device_dir),
 			       err) < 0 ||
 	    fv_config_get_path(c, section, "sysfs-root", "/sys", conf->sysfs_root, sizeof(conf->sysfs_root), err) < 0)
@@ -35,6 +39,34 @@ int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long 
 		   fv_config_get_path(c, section, "udevadm", NULL, conf->udevadm, sizeof(conf->udevadm), err) < 0) {
 		return err->code;
 	}
+	return 0;
+}
+
+/* A name the API server accepts for a pod's volume (IsDNS1123Label). */
+static bool dns_label(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+int fv_clouddisk_check_name(const struct fv_clouddisk_conf *conf, const char *name, struct fv_err *err)
+{
+	if (conf->allow_inline)
+		return 0;
+	if (!name || !*name)
+		return fv_err_msg(err, EPERM,
+				  "the volume has no name, so it may be a pod's inline volume, and allow-inline is false");
+	if (dns_label(name))
+		return fv_err_msg(err, EPERM,
+				  "volume '%.80s' may be a pod's inline volume (its name is one a pod's volume can have) and "
+				  "allow-inline is false: name the PV with a '.' in it (e.g. 'db.%.60s'), which no inline volume "
+				  "can have",
+				  name, name);
 	return 0;
 }
 
@@ -84,13 +116,56 @@ static struct fv_devwait devwait_for(const struct fv_clouddisk_conf *conf, const
 	};
 }
 
-/* The driver state and the call's disk, from the options. */
+/* The name kubelet gave the volume: the last component of the path it
+ * passed (global path or pod volume dir); NULL when the call has none. */
+static const char *path_name(const char *dir, char *buf, size_t size)
+{
+	if (!dir || !*dir)
+		return NULL;
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	size_t b = n;
+	while (b && dir[b - 1] != '/')
+		b--;
+	if (n - b >= size)
+		return NULL;
+	memcpy(buf, dir + b, n - b);
+	buf[n - b] = '\0';
+	return buf;
+}
+
+/* The driver state and the call's disk, from the options. A pod's options
+ * override kubelet's own keys: the name that selects a disk must be the one
+ * in kubelet's path, which no volume spec can change. */
 static int describe(struct fv_ctx *ctx, const struct fv_call *call, const struct fv_clouddisk_driver **drv,
 		    struct fv_clouddisk *d, struct fv_err *err)
 {
 	*drv = ctx->data;
 	*d = (struct fv_clouddisk){0};
+	char buf[NAME_MAX + 1];
+	const char *kubelet_name = path_name(call->dir, buf, sizeof(buf));
+	const char *name = fv_opts_volume_name(call->opts);
+	if (kubelet_name && name && strcmp(name, kubelet_name))
+		return fv_err_msg(err, EPERM,
+				  "option 'kubernetes.io/pvOrVolumeName' is '%.80s', but kubelet's path names the volume "
+				  "'%.80s': volume options may not override it",
+				  name, kubelet_name);
+	if (fv_clouddisk_check_name(&(*drv)->conf, kubelet_name ? kubelet_name : name, err) < 0)
+		return err->code;
 	return (*drv)->describe(call->opts, d, err);
+}
+
+/* The driver's confirm hook, once: 0 confirmed (or no hook), <0 refused. */
+static int confirm(struct fv_ctx *ctx, const struct fv_call *call, const struct fv_clouddisk_driver *drv,
+		   const struct fv_clouddisk *d, struct fv_err *err)
+{
+	if (!drv->confirm)
+		return 0;
+	int rc = drv->confirm(ctx, call->opts, err);
+	if (rc == 1)
+		rc = err->code < 0 ? err->code : -ENODEV;
+	return rc < 0 ? fv_err_prefix(err, "%s", d->what) : 0;
 }
 
 int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
@@ -108,6 +183,27 @@ int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call
 	struct fv_devwait_result r;
 	if (fv_devwait_wait(&w, &r, err) < 0)
 		return fv_err_prefix(err, "%s", d.what);
+	if (drv->confirm) {
+		/* The disk can show up on the node before the cloud's operation is
+		 * done and lists it: wait for that within the same timeout. */
+		struct fv_poll p;
+		long left_ms = timeout_s * 1000 - r.waited_ms;
+		fv_poll_start(&p, left_ms > 1000 ? left_ms : 1000, 250, 2000);
+		int rc;
+		while ((rc = drv->confirm(ctx, call->opts, err)) == 1) {
+			struct fv_err last = *err;
+			int s = fv_poll_sleep(&p);
+			if (s == -EINTR)
+				return fv_err_msg(err, EINTR, "%s: terminated by SIGTERM", d.what);
+			if (s < 0) {
+				*err = last;
+				return fv_err_prefix(err, "%s: %s is on the node, but after %ld s", d.what, r.path,
+						     timeout_s);
+			}
+		}
+		if (rc < 0)
+			return fv_err_prefix(err, "%s", d.what);
+	}
 	if (call->device && *call->device && strcmp(call->device, r.path))
 		fv_log(LOG_INFO, "%s: attach suggested %s, the disk is %s", d.what, call->device, r.path);
 	res->device = strdup(r.path);
@@ -132,6 +228,24 @@ static int verified_disk(struct fv_ctx *ctx, const struct fv_call *call, struct 
 		return fv_err_prefix(err, "%s", v->d.what);
 	if (!realpath(v->r.path, v->dev))
 		return fv_err_set(err, errno, "cannot resolve '%s'", v->r.path);
+	return confirm(ctx, call, v->drv, &v->d, err);
+}
+
+/* The file system on path, when path is a mount point, is on the disk *r. */
+static int mounted_from(const char *path, const struct fv_clouddisk *d, const struct fv_devwait_result *r,
+			struct fv_err *err)
+{
+	int m = fv_is_mountpoint(path, err);
+	if (m <= 0)
+		return m;
+	dev_t have;
+	if (fv_mounted_dev(path, &have, err) < 0)
+		return err->code;
+	if (have != r->devno)
+		return fv_err_msg(err, EPERM,
+				  "'%s' holds a file system on device %u:%u, not on %s (%s, %u:%u): another volume's "
+				  "mount, refused",
+				  path, major(have), minor(have), d->what, r->kname, major(r->devno), minor(r->devno));
 	return 0;
 }
 
@@ -152,6 +266,28 @@ int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct
 	struct fv_clouddisk d;
 	if (describe(ctx, call, &drv, &d, err) < 0)
 		return err->code;
+	/* kubelet binds the global path of the volume's name; a pod may name its
+	 * inline volume like another volume on this node, whose disk is mounted
+	 * there. Only the disk the options name may be handed on. */
+	char global[PATH_MAX];
+	if (fv_path_global_from_pod_dir(call->dir, global, sizeof(global), err) < 0)
+		return err->code;
+	int m = fv_is_mountpoint(global, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	if (m > 0) {
+		struct fv_devwait w = devwait_for(&drv->conf, &d, 0);
+		struct fv_devwait_result r;
+		int found = fv_devwait_find(&w, &r, err);
+		if (found < 0)
+			return fv_err_prefix(err, "%s", d.what);
+		if (!found)
+			return fv_err_msg(err, ENODEV, "%s is not attached to this node, yet '%s' is mounted: refused", d.what,
+					  global);
+		if (mounted_from(global, &d, &r, err) < 0 || confirm(ctx, call, drv, &d, err) < 0)
+			return err->code;
+	}
+	*err = (struct fv_err){0};
 	return fv_mount_pod_from_global(call->dir, d.readonly, err);
 }
 
@@ -160,7 +296,7 @@ int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, str
 {
 	(void)res;
 	struct verified v;
-	if (verified_disk(ctx, call, &v, err) < 0)
+	if (verified_disk(ctx, call, &v, err) < 0 || mounted_from(call->dir, &v.d, &v.r, err) < 0)
 		return err->code;
 	fv_devwait_rescan_capacity(v.drv->conf.sysfs_root, v.r.kname);
 	if (fv_block_grow_fs(v.dev, call->dir, err) < 0)

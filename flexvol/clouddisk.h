@@ -24,6 +24,7 @@ struct fv_clouddisk_conf {
 	char device_dir[PATH_MAX];  /* device-dir: udev's by-id links */
 	char sysfs_root[PATH_MAX];  /* sysfs-root */
 	char udevadm[PATH_MAX];     /* udevadm = auto | none | <path>; "" when none */
+	bool allow_inline;          /* allow-inline: see fv_clouddisk_check_name() */
 };
 
 /* One volume's disk as the node sees it; filled by a driver's describe. */
@@ -45,27 +46,56 @@ void fv_clouddisk_serial(struct fv_clouddisk *d, const char *fmt, ...) __attribu
 /* A driver's reading of a call's options: the disk, or <0 with err for bad input. */
 typedef int (*fv_clouddisk_describe)(const struct fv_opts *opts, struct fv_clouddisk *d, struct fv_err *err);
 
+/* Optional, for a driver whose disk names on the node derive from something
+ * the options may forge (gcepd: the device name comes from the PV name):
+ * proves from the cloud's own record of this machine's attached disks that
+ * the disk found on the node under those names is the disk the options name.
+ * 0: it is; 1: the cloud does not list it (yet), err says so; <0: it is
+ * another disk, or the cloud could not be asked, with err. */
+typedef int (*fv_clouddisk_confirm)(struct fv_ctx *ctx, const struct fv_opts *opts, struct fv_err *err);
+
 /* The head of a cloud driver's ctx->data: the fv_clouddisk_op_* operations
- * find their configuration and the driver's describe there. */
+ * find their configuration and the driver's hooks there. */
 struct fv_clouddisk_driver {
 	struct fv_clouddisk_conf conf;
 	fv_clouddisk_describe describe;
+	fv_clouddisk_confirm confirm; /* NULL: the names on the node are the disk's own (cinder: the volume ID) */
 };
 
 int fv_clouddisk_conf_load(const struct fv_config *c, const char *section, long default_attach_timeout_s,
 			   struct fv_clouddisk_conf *conf, struct fv_err *err);
 
+/* allow-inline = false: refuses a volume whose name a pod's inline volume
+ * could have. Kubernetes cannot tell a driver whether a volume is inline or a
+ * PV (the options are built alike); but an inline volume's name is a pod
+ * volume name, which the API server only accepts as a DNS-1123 label
+ * (a-z, 0-9, '-', at most 63), while a PV name may hold a '.'. So with
+ * allow-inline = false every volume must be a PV whose name holds a '.' or is
+ * longer than 63 characters; any other name is refused. Sound where the name
+ * comes from kubelet's path (mountdevice, mount, expandfs); from the options
+ * (attach, waitforattach) a pod can override it, and what it gets attached
+ * is then never mounted. name NULL: refused too. */
+int fv_clouddisk_check_name(const struct fv_clouddisk_conf *conf, const char *name, struct fv_err *err);
+
 /* Provider operations, for a driver whose ctx->data starts with a struct
- * fv_clouddisk_driver:
+ * fv_clouddisk_driver. Where kubelet passes a path (mountdevice, mount,
+ * expandfs), its last component is the volume's name as kubelet knows it,
+ * and options whose kubernetes.io/pvOrVolumeName differs (a pod's options
+ * override kubelet's keys) are refused. Every operation that hands out or
+ * uses a disk runs the driver's confirm hook, if any, once.
  *  waitforattach: waits for the disk (attach-timeout, at most
- *	FV_CLOUDDISK_MAX_WAIT_S) and replies its stable path; the path attach
- *	replied is only compared and logged;
+ *	FV_CLOUDDISK_MAX_WAIT_S) and, with confirm, for the cloud to list it;
+ *	replies its stable path; the path attach replied is only compared and
+ *	logged;
  *  mountdevice: finds the disk again, refuses a device path that is another
  *	block device (kubelet may pass a stale one), then format-if-blank and
  *	mount on the global path;
- *  mount: bind-mounts the global path into the pod dir (read-only for ro);
- *  expandfs: the same check as mountdevice, a capacity re-read for SCSI
- *	disks, then the file system grown online on its mount point. */
+ *  mount: checks that the file system on the global path is on the disk the
+ *	options name (an inline volume may be named like another volume on the
+ *	node), then bind-mounts it into the pod dir (read-only for ro);
+ *  expandfs: the same check as mountdevice (and that the path is mounted
+ *	from that disk), a capacity re-read for SCSI disks, then the file
+ *	system grown online on its mount point. */
 int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 				  struct fv_err *err);
 int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,

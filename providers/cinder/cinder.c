@@ -123,7 +123,9 @@ static void cinder_teardown(struct fv_ctx *ctx)
 static void cinder_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
 {
 	(void)ctx;
-	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .fs_group = true, .requires_fs_resize = true};
+	/* Metrics: kubelet statfs()es the pod volume dir, a mount of the disk's file system. */
+	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .supports_metrics = true, .fs_group = true,
+				 .requires_fs_resize = true};
 }
 
 /* The API client, made on first use so that node-side calls need no credentials. */
@@ -409,8 +411,38 @@ static int server_from_metadata(struct cinder *cd, const char *node, char *sid, 
 	return rc;
 }
 
+/* Nova's config drive is a CD-ROM (config_drive_format's default, iso9660).
+ * A Cinder volume is always attached as a disk: a tenant can put the label
+ * config-2 and a forged meta_data.json on one, but cannot make it a CD-ROM.
+ * So only a CD-ROM is trusted, and *dev is its /dev node. */
+static int config_drive_device(struct cinder *cd, char dev[PATH_MAX], struct fv_err *err)
+{
+	if (!realpath(cd->config_drive, dev))
+		return fv_err_set(err, errno, "no config drive at '%s'", cd->config_drive);
+	struct stat st;
+	if (stat(dev, &st) < 0 || !S_ISBLK(st.st_mode))
+		return fv_err_msg(err, ENOTBLK, "the config drive '%s' (%s) is not a block device", cd->config_drive, dev);
+	const char *kname = strrchr(dev, '/') + 1;
+	char path[PATH_MAX + 64], type[16] = "";
+	snprintf(path, sizeof(path), "%s/block/%s/device/type", cd->node.conf.sysfs_root, kname);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, type, sizeof(type) - 1);
+	type[n > 0 ? n : 0] = '\0';
+	/* SCSI peripheral type 5: CD/DVD (sr, also for ATAPI drives). */
+	if (strtol(type, NULL, 10) != 5 || !type[0])
+		return fv_err_msg(err, EPERM,
+				  "the config drive '%s' is %s, which is not a CD-ROM: any disk can carry the label config-2 "
+				  "(a tenant's volume too) with forged metadata, so only a CD-ROM is trusted; for a vfat "
+				  "config drive set [flexvol] node-lookup = metadata",
+				  cd->config_drive, dev);
+	return 0;
+}
+
 static int server_from_config_drive(struct cinder *cd, const char *node, char *sid, size_t size, struct fv_err *err)
 {
+	char dev[PATH_MAX];
+	if (config_drive_device(cd, dev, err) < 0)
+		return err->code;
 	char dir[PATH_MAX], file[PATH_MAX + 64];
 	snprintf(dir, sizeof(dir), "%s/cinder", cd->ctx->run_dir);
 	if (fv_mkdir_p(dir, 0700, err) < 0)
@@ -419,21 +451,21 @@ static int server_from_config_drive(struct cinder *cd, const char *node, char *s
 	if (!mkdtemp(dir))
 		return fv_err_set(err, errno, "cannot create a mount point for the config drive");
 	struct fv_err e2 = {0};
-	int rc = fv_mount_fs(cd->config_drive, dir, "iso9660", "ro", &e2);
+	int rc = fv_mount_fs(dev, dir, "iso9660", "ro,nosuid,nodev,noexec", &e2);
 	if (rc < 0)
-		rc = fv_mount_fs(cd->config_drive, dir, "vfat", "ro", err);
+		rc = fv_mount_fs(dev, dir, "vfat", "ro,nosuid,nodev,noexec", err);
 	if (rc == 0) {
 		snprintf(file, sizeof(file), "%s/openstack/latest/meta_data.json", dir);
 		json_error_t je;
 		json_t *md = json_load_file(file, 0, &je);
-		rc = md ? uuid_from_meta_data(md, node, cd->config_drive, sid, size, err)
+		rc = md ? uuid_from_meta_data(md, node, dev, sid, size, err)
 			: fv_err_msg(err, EPROTO, "cannot read %s on the config drive: %s", file, je.text);
 		json_decref(md);
 		struct fv_err e3 = {0};
 		if (fv_unmount(dir, &e3) < 0)
 			fv_log(LOG_WARNING, "config drive: %s", e3.msg);
 	} else {
-		fv_err_prefix(err, "mounting the config drive %s", cd->config_drive);
+		fv_err_prefix(err, "mounting the config drive %s", dev);
 	}
 	rmdir(dir);
 	return rc;
@@ -663,6 +695,18 @@ static int wait_detached(struct os_client *c, const char *vid, const char *sid, 
 
 /* --- attach, detach, isattached (controller-manager) --- */
 
+/* Attach and detach of one volume, whatever the PV or spec names, take turns
+ * on this machine; the wait ends with the call's deadline. Returns the lock
+ * fd. */
+static int lock_disk(struct fv_ctx *ctx, const char *vid, const struct fv_poll *p, struct fv_err *err)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "disk:%s", vid);
+	long left = fv_poll_left_ms(p);
+	int fd = fv_lock_acquire(ctx->run_dir, ctx->provider->name, key, left > 0 ? left : 1, err);
+	return fd < 0 ? fv_err_prefix(err, "Cinder volume %s is busy with another attach or detach", vid) : fd;
+}
+
 static int reply_device(const struct cinder *cd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* The stable name of a KVM guest's disk; waitforattach finds the real one. */
@@ -698,10 +742,13 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 {
 	struct cinder *cd = ctx->data;
 	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(call->opts, &v, err) < 0 || fv_clouddisk_check_name(&cd->node.conf, v.pv, err) < 0)
 		return err->code;
 	struct fv_poll p;
 	fv_poll_start(&p, cd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	_cleanup_close_ int lock = lock_disk(ctx, v.id, &p, err);
+	if (lock < 0)
+		return err->code;
 	struct os_client *c = client(cd, p.deadline_ms, err);
 	if (!c)
 		return err->code;
@@ -718,6 +765,19 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 		snprintf(st, sizeof(st), "%s", vol_status(vol));
 		bool ours = vol_attached_to(vol, sid), multi = vol_multiattach(vol);
 		const char *other = vol_other_server(vol, sid);
+		const char *held_by = vol_meta(vol, PV_META_KEY);
+		if (v.pv && held_by && strcmp(held_by, v.pv) &&
+		    (json_array_size(json_object_get(vol, "attachments")) || strcmp(st, "available"))) {
+			/* detach finds a volume by the PV name recorded on it: recording a
+			 * second name would let that name's detach take the volume away
+			 * from under the first (an inline volume may name any volumeID). */
+			fv_err_msg(err, EBUSY,
+				   "Cinder volume %s is in use ('%s') as volume '%.80s', not '%.80s': one volume cannot be "
+				   "attached under two names; detach '%.80s' first",
+				   v.id, st, held_by, v.pv, held_by);
+			json_decref(root);
+			return err->code;
+		}
 		if (ours && !strcmp(st, "in-use")) {
 			int rc = record_on_volume(c, vol, v.id, v.pv, call->node, err);
 			json_decref(root);
@@ -917,7 +977,8 @@ static int cinder_detach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 		       call->node);
 		return 0;
 	}
-	if (detach_volume(c, target, sid, &p, err) < 0)
+	_cleanup_close_ int lock = lock_disk(ctx, target, &p, err);
+	if (lock < 0 || detach_volume(c, target, sid, &p, err) < 0)
 		return err->code;
 	record_drop(cd, pv);
 	fv_log(LOG_NOTICE, "detached volume %s (PV %s) from server %s (node %s) in %ld ms", target, pv, sid, call->node,
@@ -1036,7 +1097,10 @@ static const struct fv_provider cinder_provider = {
 		"             -name and -secret, ca-file, tls-insecure\n"
 		"  [flexvol]  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ",\n"
 		"             sysfs-root = /sys, node-lookup = nova-name | metadata | config-drive,\n"
-		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE ",\n"
+		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE "\n"
+		"             (trusted only if it is a CD-ROM: any disk can carry the label config-2),\n"
+		"             allow-inline = true (false refuses every volume whose name a pod's inline\n"
+		"             volume could have, a DNS-1123 label: PVs must then have a '.' in their name),\n"
 		"             scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"             http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"             token-margin = 60 (s)\n"

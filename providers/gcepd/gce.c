@@ -475,6 +475,18 @@ int gce_client_scope(struct gce_client *c, const char **project, const char **zo
 	return 0;
 }
 
+int gce_client_instance(struct gce_client *c, char *buf, size_t size, struct fv_err *err)
+{
+	_cleanup_free_ char *name = NULL;
+	if (metadata_get(c, "instance/name", false, &name, err) < 0)
+		return fv_err_prefix(err, "cannot tell which instance this machine is");
+	name[strcspn(name, " \t\r\n")] = '\0';
+	if (!gce_valid_name(name))
+		return fv_err_msg(err, EPROTO, "the metadata server gave instance name '%.80s'", name);
+	snprintf(buf, size, "%s", name);
+	return 0;
+}
+
 /* --- compute --- */
 
 int gce_call(struct gce_client *c, const char *method, const char *path, json_t *body, const long *accept,

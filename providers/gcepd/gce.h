@@ -44,6 +44,10 @@ void gce_client_set_deadline(struct gce_client *c, int64_t deadline_ms);
  * token: copy them, a 401 on any later request replaces it. */
 int gce_client_scope(struct gce_client *c, const char **project, const char **zone, struct fv_err *err);
 
+/* The name of the instance this machine is, from the metadata server (which
+ * answers only the machine itself): one request. */
+int gce_client_instance(struct gce_client *c, char *buf, size_t size, struct fv_err *err);
+
 /* One compute call on <endpoint>/projects/<p>/zones/<z>/<path> (path segments
  * already escaped). 2xx: 0, *out the parsed body. A status listed in accept
  * (0-terminated, may be NULL): 0 as well, with *out the error body (may be

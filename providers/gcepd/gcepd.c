@@ -5,8 +5,9 @@
  * the disk by that name (waitforattach: udev's by-id links, else the sysfs
  * serial), formats it if blank and mounts it on the global path
  * (mountdevice), bind-mounts it into pods (mount) and grows the file system
- * (expandfs). Node-side calls never talk to the cloud and need no
- * credentials. */
+ * (expandfs). The device name derives from a name a pod's options can
+ * choose, so node-side calls also ask the compute API which disk the
+ * instance has under it (confirm_disk) and hand out nothing else. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include "clock.h"
 #include "clouddisk.h"
 #include "flexvol.h"
+#include "lock.h"
 #include "log.h"
 #include "mount.h"
 #include "retry.h"
@@ -37,9 +39,11 @@ struct gcepd {
 	struct gce_conf gce;
 	struct fv_ctx *ctx;
 	struct gce_client *client;
+	bool confirmed;                  /* this call's disk is proven to be pdName's */
 };
 
 static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err);
+static int confirm_disk(struct fv_ctx *ctx, const struct fv_opts *o, struct fv_err *err);
 
 /* --- configuration --- */
 
@@ -51,6 +55,7 @@ static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
 	ctx->data = gd;
 	gd->ctx = ctx;
 	gd->node.describe = describe_disk;
+	gd->node.confirm = confirm_disk;
 	const struct fv_config *c = ctx->config;
 	if (gce_conf_load(c, SECTION, &gd->gce, err) < 0)
 		return err->code;
@@ -73,7 +78,9 @@ static void gcepd_teardown(struct fv_ctx *ctx)
 static void gcepd_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
 {
 	(void)ctx;
-	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .fs_group = true, .requires_fs_resize = true};
+	/* Metrics: kubelet statfs()es the pod volume dir, a mount of the disk's file system. */
+	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .supports_metrics = true, .fs_group = true,
+				 .requires_fs_resize = true};
 }
 
 /* The API client, made on first use so that node-side calls need no
@@ -231,6 +238,18 @@ static const char *mode_of(json_t *entry)
 
 /* --- attach, detach, isattached (controller-manager) --- */
 
+/* Attach and detach of one disk, whatever the PV or spec names, take turns
+ * on this machine; the wait ends with the call's deadline. Returns the lock
+ * fd. */
+static int lock_disk(struct fv_ctx *ctx, const char *disk, const struct fv_poll *p, struct fv_err *err)
+{
+	char key[GCE_NAME_MAX + 64];
+	snprintf(key, sizeof(key), "disk:%s", disk);
+	long left = fv_poll_left_ms(p);
+	int fd = fv_lock_acquire(ctx->run_dir, ctx->provider->name, key, left > 0 ? left : 1, err);
+	return fd < 0 ? fv_err_prefix(err, "GCE disk %s is busy with another attach or detach", disk) : fd;
+}
+
 static int reply_device(const struct gcepd *gd, const struct volume *v, struct fv_result *res, struct fv_err *err)
 {
 	/* udev's stable name; waitforattach checks it against the serial. */
@@ -316,10 +335,13 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 {
 	struct gcepd *gd = ctx->data;
 	struct volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	if (parse_volume(call->opts, &v, err) < 0 || fv_clouddisk_check_name(&gd->node.conf, v.pv, err) < 0)
 		return err->code;
 	struct fv_poll p;
 	fv_poll_start(&p, gd->node.conf.attach_timeout_s * 1000, POLL_FIRST_MS, POLL_MAX_MS);
+	_cleanup_close_ int lock = lock_disk(ctx, v.pd, &p, err);
+	if (lock < 0)
+		return err->code;
 	struct gce_client *c;
 	struct target t;
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
@@ -474,6 +496,7 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
 		return err->code;
 	bool posted = false, waited = false;
+	_cleanup_close_ int lock = -1;
 	for (;;) {
 		json_t *inst;
 		int rc = get_instance(c, &t, &inst, err);
@@ -492,6 +515,12 @@ static int gcepd_detach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 			disk_of(a.by_device, disk, sizeof(disk));
 		snprintf(instance_id, sizeof(instance_id), "%s", json_string_value(json_object_get(inst, "id")) ?: "");
 		json_decref(inst);
+		if (a.by_device && lock < 0) {
+			/* The disk is known now: lock it, then look again under the lock. */
+			if ((lock = lock_disk(ctx, disk, &p, err)) < 0)
+				return err->code;
+			continue;
+		}
 		if (!a.by_device && !posted && !waited && instance_id[0]) {
 			waited = true;
 			rc = wait_unfinished_attaches(c, &t, instance_id, &p, err);
@@ -560,6 +589,47 @@ static int gcepd_isattached(struct fv_ctx *ctx, const struct fv_call *call, stru
 }
 
 /* --- the node --- */
+
+/* The disk found on the node under the device name is pdName's: the
+ * instance's own list of attached disks (compute API, instances.get of the
+ * instance the metadata server says this machine is) maps the device name to
+ * its source disk. The device name comes from the PV or volume name, which a
+ * pod's options can choose; the compute API's answer no volume spec can. One
+ * request per call once the disk is listed. */
+static int confirm_disk(struct fv_ctx *ctx, const struct fv_opts *o, struct fv_err *err)
+{
+	struct gcepd *gd = ctx->data;
+	if (gd->confirmed)
+		return 0;
+	struct volume v;
+	if (parse_volume(o, &v, err) < 0)
+		return err->code;
+	int64_t deadline_ms = fv_now_ms() + gd->node.conf.attach_timeout_s * 1000;
+	struct gce_client *c = client(gd, deadline_ms, err);
+	char self[GCE_NAME_MAX + 1];
+	struct target t;
+	if (!c || gce_client_instance(c, self, sizeof(self), err) < 0 ||
+	    target_of(gd, self, deadline_ms, &t, &c, err) < 0)
+		return err->code;
+	json_t *inst;
+	if (get_instance(c, &t, &inst, err) < 0)
+		return err->code;
+	struct attached a;
+	find_attached(inst, v.dev, &v, &t, &a);
+	char other[GCE_NAME_MAX + 64];
+	int rc = 0;
+	if (!a.by_device) {
+		fv_err_msg(err, ENODEV, "instance %s lists no disk attached as '%s'", t.instance, v.dev);
+		rc = 1;
+	} else if (a.by_device != a.by_source)
+		rc = fv_err_msg(err, EPERM,
+				"the disk attached to instance %s as '%s' is GCE disk %s, not %s (pdName): another volume's "
+				"disk, refused",
+				t.instance, v.dev, disk_of(a.by_device, other, sizeof(other)), v.pd);
+	json_decref(inst);
+	gd->confirmed = rc == 0;
+	return rc;
+}
 
 /* --- resizing --- */
 
@@ -630,12 +700,18 @@ static const struct fv_provider gcepd_provider = {
 	.help = "Options (flexVolume.options):\n"
 		"  pdName    required; the GCE persistent disk's name (in the configured zone)\n"
 		"  fsType    ext4 (default) or xfs; a blank disk is formatted on first mount\n"
+		"Node-side calls (waitforattach, mountdevice, mount, expandfs) ask the compute API\n"
+		"(instances.get of the instance the metadata server names) which disk is attached\n"
+		"under the volume's device name, and refuse any but pdName: the node's credentials\n"
+		"need compute read access.\n"
 		"Configuration ([" SECTION "] in gcepd.conf):\n"
 		"  project, zone      default: from the metadata server (project also from the key file)\n"
 		"  credentials-file   a service-account JSON key (mode 0600; JWT-bearer flow);\n"
 		"                     default: the metadata server's service-account token\n"
 		"  metadata-url = " GCE_DEFAULT_METADATA_URL " (or $GCE_METADATA_HOST)\n"
 		"  compute-endpoint = " GCE_DEFAULT_COMPUTE_ENDPOINT "\n"
+		"  allow-inline = true: false refuses every volume whose name a pod's inline volume\n"
+		"                     could have (a DNS-1123 label); PVs must then have a '.' in their name\n"
 		"  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ", sysfs-root = /sys,\n"
 		"  scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"  ca-file, http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"

@@ -345,6 +345,28 @@ class FakeGCE(common.BaseFake):
         with self.lock:
             return self._instance_view(self.instances[(zone or self.zone, name)])
 
+    def seed_attachment(self, instance, disk, device, mode="READ_WRITE", zone=None):
+        """Record disk as attached to instance under device, with no node-side
+        effect: a copy of another fake's state (tests/vm: the guest's mirror
+        of the host's cloud, which the node's calls ask)."""
+        with self.lock:
+            zone = zone or self.zone
+            if (zone, disk) not in self.disks:
+                self.add_disk(disk, 1, zone)
+            inst = self.instances[(zone, instance)]
+            inst["attached"].append({"disk": disk, "device": device, "mode": mode, "index": len(inst["attached"]) + 1,
+                                     "node": None, "disk_id": f"gce-{zone}-{disk}", "pending": False})
+
+    def set_listed(self, instance, device, listed, zone=None):
+        """Test hook: hide (listed=False) or show again the attachment of
+        instance under device in the instance's disks[], the device staying
+        on the node, as while GCE's attach operation is not DONE yet."""
+        with self.lock:
+            inst = self.instances[(zone or self.zone, instance)]
+            for a in inst["attached"]:
+                if a["device"] == device:
+                    a["pending"] = not listed
+
     def disk(self, name, zone=None):
         with self.lock:
             return self._disk_view(self.disks[(zone or self.zone, name)])

@@ -736,6 +736,23 @@ def test_instance_and_disk_shapes(gce, gc):
                 headers=gc.headers).status == 400
 
 
+def test_seeded_and_hidden_attachments(gce, gc):
+    """seed_attachment (a mirror of another fake's state) and set_listed (an
+    attach whose operation is not DONE yet) as instances.get shows them."""
+    gce.seed_attachment("gke-node-1", "pvc-1", "pv-a", "READ_ONLY")
+    gce.seed_attachment("gke-node-1", "pd-new", "pv-b")
+
+    def listed():
+        return {d["deviceName"]: (d["source"].rsplit("/", 1)[1], d["mode"])
+                for d in gc("GET", "/instances/gke-node-1").json()["disks"] if not d["boot"]}
+    assert listed() == {"pv-a": ("pvc-1", "READ_ONLY"), "pv-b": ("pd-new", "READ_WRITE")}
+    assert gc("GET", "/disks/pd-new").status == 200, "a seeded disk that did not exist is made"
+    gce.set_listed("gke-node-1", "pv-a", False)
+    assert listed() == {"pv-b": ("pd-new", "READ_WRITE")}
+    gce.set_listed("gke-node-1", "pv-a", True)
+    assert set(listed()) == {"pv-a", "pv-b"}
+
+
 def test_attach_operation_progression_and_effect(gce, gc, node):
     gce.configure(op_delay=SLOW)
     r = gc.attach()

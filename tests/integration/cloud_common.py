@@ -57,6 +57,7 @@ class CloudBase:
         self.config_dir = os.path.join(self.tmp, "etc")
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.config_dir)
+        self.cleanups = []   # callables run by close(), after unmounting, last first
         # Where attached disks appear: loop devices here, or a VM (node=, tests/vm).
         self.node = node or fake_common.HostLoopNode(self.device_dir, self.sysfs, os.path.join(self.tmp, "images"))
 
@@ -74,6 +75,8 @@ class CloudBase:
         self.kubelet = self.kubelets["node-1"]
 
     def close(self):
+        for fn in reversed(self.cleanups):
+            fn()
         self.fake.stop()
         self.node.close()
 

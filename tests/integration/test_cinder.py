@@ -3,6 +3,7 @@ attached volumes appear as real loop devices with by-id links and sysfs
 serials under a temporary tree (HostLoopNode): the kubelet sequence, the
 attach/detach controller's calls, idempotency, parallelism, failover, and
 every cloud fault the issue lists."""
+import json
 import os
 import signal
 import shutil
@@ -26,7 +27,7 @@ make_cloud, cloud = cloud_fixtures(CinderCloud, valgrind_wrapper)
 
 def test_init(cloud):
     caps = cloud.kubelet.init().json["capabilities"]
-    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": False, "fsGroup": True,
+    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": True, "fsGroup": True,
                     "requiresFSResize": True}
 
 
@@ -579,3 +580,163 @@ def test_expand_volume_and_file_system(cloud, fs_type):
     assert after > before * 1.8, (before, after)
     assert d.call("expandfs", j, dev, g, str(2 << 30), str(1 << 30)).status == "Success", "idempotent"
     tear_down(cloud, "pv-grow", [POD_A])
+
+
+# --- hostile volume specs (issue 11) ---
+
+def test_mount_binds_only_the_volume_the_options_name(cloud):
+    """A victim's PV is mounted on node-1. A pod author's inline volume is
+    named like the PV, with a volumeID of their own: kubelet skips
+    mountdevice (mounts/pv-victim is already a mount point) and asks the
+    driver to bind that global path. The file system there is not on the disk
+    whose serial is the options' volumeID: refused, attached or not."""
+    k = cloud.kubelet
+    victim, own = cloud.volume(), cloud.volume()
+    attach_and_mount(cloud, "pv-victim", opts(victim), [POD_A])
+    with open(os.path.join(k.pod_dir(POD_A["uid"], "pv-victim"), "secret"), "w") as f:
+        f.write("victim's data")
+    p = k.pod_dir(POD_B["uid"], "pv-victim")
+    r = k.set_up_pod(POD_B, "pv-victim", opts(own))
+    assert r.status == "Failure" and "volume %s is not attached to this node" % own in r.message, r
+    # Attached (the attach/detach controller attaches the inline volume by its volumeID).
+    assert k.attach("pv-victim", opts(own)).status == "Success"
+    r = k.set_up_pod(POD_B, "pv-victim", opts(own))
+    assert r.status == "Failure" and "another volume's mount, refused" in r.message, r
+    assert not os.path.ismount(p) and not os.path.exists(os.path.join(p, "secret"))
+    # A second pod of the PV itself mounts it.
+    r = k.set_up_pod(POD_B, "pv-victim", opts(victim))
+    assert r.status == "Success", r
+    with open(os.path.join(p, "secret")) as f:
+        assert f.read() == "victim's data"
+    d = k.driver
+    m = d.call("mountdevice", k.global_path("other"), "",
+               go_json(dict(k.options("other", opts(own)), **{"kubernetes.io/pvOrVolumeName": "pv-victim"})))
+    assert m.status == "Failure" and "may not override" in m.message, m
+    for pod in (POD_A, POD_B):
+        assert k.tear_down_pod(pod["uid"], "pv-victim").status == "Success"
+    assert k.unmount_device("pv-victim").status == "Success"
+    # Both volumes now record the PV name: one detach each (this controller's
+    # record, the attacker's volume, first).
+    for _ in range(2):
+        assert k.detach("pv-victim").status == "Success"
+    assert [cloud.state(v)["status"] for v in (victim, own)] == ["available"] * 2
+
+
+def test_attach_and_detach_lock_the_volume_not_the_name(make_cloud):
+    """attach/detach serialise on the volume itself (disk:<volumeID>), held
+    for at most the call's deadline."""
+    import fcntl
+    cloud = make_cloud(flexvol={"attach-timeout": "2"})
+    k = cloud.kubelet
+    vid = cloud.volume()
+    assert k.attach("pv-one", opts(vid)).status == "Success"
+    assert k.detach("pv-one").status == "Success"
+    lockdir = os.path.join(cloud.run_dir, "locks", "cinder")
+    names = [n for n in os.listdir(lockdir) if vid in n]
+    assert len(names) == 1 and "pv-one" not in names[0], os.listdir(lockdir)
+    posts = len(requests(cloud, "POST", "/os-volume_attachments"))
+    fd = os.open(os.path.join(lockdir, names[0]), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        a = k.attach("pv-other-name", opts(vid))
+        took = time.monotonic() - t0
+        assert a.status == "Failure" and "busy with another attach or detach" in a.message, a
+        assert took < 10, took
+        assert len(requests(cloud, "POST", "/os-volume_attachments")) == posts, "nothing posted while locked"
+    finally:
+        os.close(fd)
+    assert k.attach("pv-other-name", opts(vid)).status == "Success"
+    assert k.detach("pv-other-name").status == "Success"
+
+
+def vfat_config_drive(cloud, uuid):
+    """A disk labelled config-2 holding openstack/latest/meta_data.json with
+    this uuid, as a loop device, and a by-label link to it (udev's); skips
+    where the kernel cannot mount vfat (tests/vm/test_cinder_vm.py runs this
+    in the guest)."""
+    img = os.path.join(cloud.tmp, "config-2.img")
+    with open(img, "wb") as f:
+        f.truncate(4 << 20)
+    subprocess.run(["busybox", "mkdosfs", "-n", "config-2", img], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    cloud.cleanups.append(lambda: subprocess.run(["losetup", "-d", loop], capture_output=True))
+    mnt = os.path.join(cloud.tmp, "cd-mnt")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "vfat", loop, mnt], capture_output=True).returncode != 0:
+        pytest.skip("this kernel cannot mount vfat (the VM tier runs this test)")
+    try:
+        os.makedirs(os.path.join(mnt, "openstack", "latest"))
+        with open(os.path.join(mnt, "openstack", "latest", "meta_data.json"), "w") as f:
+            json.dump({"uuid": uuid, "name": "whoever"}, f)
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+    link = os.path.join(cloud.tmp, "by-label", "config-2")
+    os.makedirs(os.path.dirname(link))
+    os.symlink(loop, link)
+    return loop, link
+
+
+def test_config_drive_must_be_a_cd_rom(make_cloud):
+    """node-lookup = config-drive: a tenant's volume can carry the label
+    config-2 with a forged meta_data.json (here: "this machine is node-2").
+    Only a CD-ROM, which a Cinder volume never is, is trusted."""
+    cloud = make_cloud()
+    loop, link = vfat_config_drive(cloud, cloud.servers["node-2"])
+    cloud.configure(node_lookup="config-drive", config_drive=link)
+    vid = cloud.volume()
+    a = cloud.kubelet.attach("pv-cd", opts(vid), node="node-1")
+    assert a.status == "Failure" and "not a CD-ROM" in a.message and "node-lookup = metadata" in a.message, a
+    assert not cloud.state(vid)["attachments"]
+    assert not requests(cloud, "POST"), "nothing was attached anywhere"
+    # The same drive as a CD-ROM (SCSI peripheral type 5 in sysfs): trusted.
+    kname = os.path.basename(loop)
+    os.makedirs(os.path.join(cloud.sysfs, "block", kname, "device"), exist_ok=True)
+    with open(os.path.join(cloud.sysfs, "block", kname, "device", "type"), "w") as f:
+        f.write("5\n")
+    a = cloud.kubelet.attach("pv-cd", opts(vid), node="node-1")
+    assert a.status == "Success", a
+    assert list(cloud.state(vid)["attachments"]) == [cloud.servers["node-2"]], "a CD-ROM's word is taken"
+    assert cloud.kubelet.detach("pv-cd", node="node-1").status == "Success"
+
+
+def test_allow_inline_false_refuses_names_an_inline_volume_can_have(make_cloud):
+    """allow-inline = false (see test_gcepd.py's test of the same name)."""
+    cloud = make_cloud(flexvol={"allow-inline": "false"})
+    k, d = cloud.kubelet, cloud.driver
+    vid = cloud.volume()
+    a = k.attach("data", opts(vid))
+    assert a.status == "Failure" and "allow-inline is false" in a.message, a
+    assert not requests(cloud, "POST"), "nothing was attached"
+    spec = "db.pv-policy"
+    dev = attach_and_mount(cloud, spec, opts(vid), [POD_A])
+    g = k.global_path("data")
+    os.makedirs(g, 0o750)
+    m = d.call("mountdevice", g, dev, go_json(k.options("data", opts(vid))))
+    assert m.status == "Failure" and "allow-inline is false" in m.message, m
+    r = k.set_up_pod(POD_B, "data", opts(vid))
+    assert r.status == "Failure" and "allow-inline is false" in r.message, r
+    tear_down(cloud, spec, [POD_A])
+    assert "allow-inline" in subprocess.run([d.path, "--help"], capture_output=True, text=True).stdout
+
+
+def test_a_volume_in_use_is_not_attached_under_a_second_name(cloud):
+    """detach finds a volume by the PV name recorded on it. An inline volume
+    naming a PV's volumeID under its own name, on the node where the PV's
+    volume is attached, would record its name on the volume (the attach
+    itself is a no-op: already attached), and its pod's end would detach the
+    victim's volume from under the victim's running pod."""
+    k = cloud.kubelet
+    victim = cloud.volume()
+    attach_and_mount(cloud, "pv-victim", opts(victim), [POD_A])
+    a = k.attach("data", opts(victim))
+    assert a.status == "Failure" and "as volume 'pv-victim', not 'data'" in a.message, a
+    assert cloud.state(victim)["metadata"]["flexvol-pv-name"] == "pv-victim"
+    assert k.detach("data").status == "Success"
+    assert cloud.state(victim)["status"] == "in-use", "the victim's volume is still attached"
+    tear_down(cloud, "pv-victim", [POD_A])
+    assert cloud.state(victim)["status"] == "available"
+    # Free again: any name may have it.
+    assert k.attach("data", opts(victim)).status == "Success"
+    assert k.detach("data").status == "Success"

@@ -31,7 +31,7 @@ def query(entry, name):
 
 def test_init(cloud):
     caps = cloud.kubelet.init().json["capabilities"]
-    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": False, "fsGroup": True,
+    assert caps == {"attach": True, "selinuxRelabel": True, "supportsMetrics": True, "fsGroup": True,
                     "requiresFSResize": True}
 
 
@@ -653,3 +653,151 @@ def test_expand_volume_and_file_system(cloud, fs_type):
     assert after > before * 1.8, (before, after)
     assert d.call("expandfs", j, dev, g, str(2 << 30), str(1 << 30)).status == "Success", "idempotent"
     tear_down(cloud, "pv-grow", [POD_A])
+
+
+# --- hostile volume specs (issue 11) ---
+
+def spoof(k, spec, o, **override):
+    """Options as kubelet builds them for a volume named spec, with a pod's
+    own options overriding kubelet's keys (they come last)."""
+    return go_json(dict(k.options(spec, o), **override))
+
+
+def victim_mounted(cloud):
+    """A victim's PV mounted on node-1 with a file in it, and a pod author's
+    own disk: (victim's device, the attacker's options)."""
+    k = cloud.kubelet
+    victim = cloud.disk("pd-victim")
+    cloud.disk("pd-attacker")
+    dev = attach_and_mount(cloud, "pv-victim", opts(victim), [POD_A])
+    with open(os.path.join(k.pod_dir(POD_A["uid"], "pv-victim"), "secret"), "w") as f:
+        f.write("victim's data")
+    return dev, opts("pd-attacker")
+
+
+# A victim's PV is mounted on node-1. A pod author's inline volume names the
+# victim's PV (by its own volume name, or by overriding
+# kubernetes.io/pvOrVolumeName, from which the device name derives) with a
+# pdName of their own. Every node-side call refuses it: the instance's
+# attached-disk list (compute API) says which disk that device name is, and
+# kubelet's path says which volume a call is for.
+
+def test_waitforattach_refuses_a_spoofed_volume_name(cloud):
+    k, d = cloud.kubelet, cloud.driver
+    dev, evil = victim_mounted(cloud)
+    for j in (go_json(k.options("pv-victim", evil)),
+              spoof(k, "data", evil, **{"kubernetes.io/pvOrVolumeName": "pv-victim"})):
+        w = d.call("waitforattach", dev, j)
+        assert w.status == "Failure", w
+        assert "GCE disk pd-victim, not pd-attacker" in w.message, w.message
+    # The attacker's pdName under the victim's device name: attach refuses it too.
+    a = k.attach("pv-victim", evil)
+    assert a.status == "Failure" and "already has a disk attached as 'pv-victim'" in a.message, a
+    tear_down(cloud, "pv-victim", [POD_A])
+
+
+def test_mountdevice_refuses_an_overridden_volume_name(cloud):
+    k, d = cloud.kubelet, cloud.driver
+    dev, evil = victim_mounted(cloud)
+    g = k.global_path("data")
+    os.makedirs(g, 0o750)
+    for o in (evil, opts("pd-victim")):
+        m = d.call("mountdevice", g, dev, spoof(k, "data", o, **{"kubernetes.io/pvOrVolumeName": "pv-victim"}))
+        assert m.status == "Failure" and "may not override" in m.message, m
+    assert not os.path.ismount(g)
+    tear_down(cloud, "pv-victim", [POD_A])
+
+
+def test_mount_binds_only_the_disk_the_options_name(cloud):
+    """kubelet binds mounts/pv-victim into a pod whose inline volume is named
+    pv-victim (mountdevice is skipped: that path is already a mount point)."""
+    k = cloud.kubelet
+    dev, evil = victim_mounted(cloud)
+    r = k.set_up_pod(POD_B, "pv-victim", evil)
+    assert r.status == "Failure" and "GCE disk pd-victim, not pd-attacker" in r.message, r
+    p = k.pod_dir(POD_B["uid"], "pv-victim")
+    assert not os.path.exists(os.path.join(p, "secret")), "the victim's data reached the attacker's pod"
+    assert not os.path.ismount(p)
+    # The victim's own pods are unharmed: a second pod of the PV mounts it,
+    # at the cost of one instances.get.
+    before = len(requests(cloud, "GET", "/instances/node-1$"))
+    r = k.set_up_pod(POD_B, "pv-victim", opts("pd-victim"))
+    assert r.status == "Success", r
+    assert len(requests(cloud, "GET", "/instances/node-1$")) == before + 1, "one instances.get per call"
+    with open(os.path.join(p, "secret")) as f:
+        assert f.read() == "victim's data"
+    tear_down(cloud, "pv-victim", [POD_A, POD_B])
+
+
+def test_waitforattach_waits_for_the_cloud_to_list_the_disk(make_cloud):
+    """The disk can appear on the node before GCE's operation is DONE (the
+    fake plugs it first, as GCE does): waitforattach then waits for the
+    instance to list it instead of handing out an unconfirmed disk."""
+    cloud = make_cloud(gcepd={"attach-timeout": "3"})
+    k = cloud.kubelet
+    pd = cloud.disk("pd-early")
+    assert k.attach("pv-early", opts(pd)).status == "Success"
+    # As if GCE's operation were not DONE yet: the instance does not list it.
+    cloud.fake.set_listed("node-1", "pv-early", False)
+    w = k.wait_for_attach("pv-early", opts(pd), cloud.link("pv-early"))
+    assert w.status == "Failure" and "lists no disk attached as 'pv-early'" in w.message, w
+    assert len(requests(cloud, "GET", "/instances/node-1$")) > 2, "it asked again while waiting"
+    cloud.fake.set_listed("node-1", "pv-early", True)
+    w = k.wait_for_attach("pv-early", opts(pd), cloud.link("pv-early"))
+    assert w.status == "Success", w
+    assert k.detach("pv-early").status == "Success"
+
+
+def test_attach_and_detach_lock_the_disk_not_the_name(make_cloud):
+    """attach/detach serialise on the disk itself (disk:<pdName>), held for at
+    most the call's deadline: an attach of the disk under any PV name waits
+    for the holder, and gives up with a message at attach-timeout."""
+    import fcntl
+    cloud = make_cloud(gcepd={"attach-timeout": "2"})
+    k = cloud.kubelet
+    pd = cloud.disk("pd-locked")
+    assert k.attach("pv-one", opts(pd)).status == "Success"
+    assert k.detach("pv-one").status == "Success"
+    lockdir = os.path.join(cloud.run_dir, "locks", "gcepd")
+    names = [n for n in os.listdir(lockdir) if "pd-locked" in n]
+    assert len(names) == 1 and "pv-one" not in names[0], os.listdir(lockdir)
+    fd = os.open(os.path.join(lockdir, names[0]), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        a = k.attach("pv-other-name", opts(pd))
+        took = time.monotonic() - t0
+        assert a.status == "Failure" and "busy with another attach or detach" in a.message, a
+        assert took < 10, took
+        assert len(requests(cloud, "POST", "/attachDisk")) == 1, "nothing posted while the disk was locked"
+    finally:
+        os.close(fd)
+    assert k.attach("pv-other-name", opts(pd)).status == "Success"
+    assert k.detach("pv-other-name").status == "Success"
+
+
+def test_allow_inline_false_refuses_names_an_inline_volume_can_have(make_cloud):
+    """allow-inline = false: a pod's inline volume is named with a DNS-1123
+    label (the API server accepts nothing else for a pod's volume), a PV may
+    have a '.' in its name. Names that could be inline are refused at attach
+    (from the options) and, soundly, where kubelet's path names the volume."""
+    cloud = make_cloud(gcepd={"allow-inline": "false"})
+    k, d = cloud.kubelet, cloud.driver
+    pd = cloud.disk("pd-policy")
+    a = k.attach("data", opts(pd))
+    assert a.status == "Failure" and "allow-inline is false" in a.message and "'.'" in a.message, a
+    assert not requests(cloud, "POST"), "nothing was attached"
+    spec = "db.pv-policy"
+    dev = attach_and_mount(cloud, spec, opts(pd), [POD_A])
+    # An inline volume "data" overriding its name to the PV's, to get it attached:
+    # the node refuses it where kubelet's path names it.
+    j = spoof(k, "data", opts(pd), **{"kubernetes.io/pvOrVolumeName": spec})
+    g = k.global_path("data")
+    os.makedirs(g, 0o750)
+    m = d.call("mountdevice", g, dev, j)
+    assert m.status == "Failure", m
+    m = d.call("mountdevice", g, dev, go_json(k.options("data", opts(pd))))
+    assert m.status == "Failure" and "allow-inline is false" in m.message, m
+    assert not os.path.ismount(g)
+    tear_down(cloud, spec, [POD_A])
+    assert "allow-inline" in subprocess.run([d.path, "--help"], capture_output=True, text=True).stdout

@@ -115,3 +115,16 @@ def test_online_expand_of_ext4(guest, cloud):
     assert e["fs_bytes"] > before * 1.8, (before, e["fs_bytes"])
     assert node(guest, step="unmount", spec="pv-grow")["unmountdevice"]["status"] == "Success"
     assert cloud.kubelet.detach("pv-grow").status == "Success"
+
+
+def test_a_tenant_disk_labelled_config_2_is_not_trusted(guest):
+    """node-lookup = config-drive against a disk labelled config-2 with a
+    forged meta_data.json: tests/integration/test_cinder.py's test, run in
+    the guest, whose kernel mounts vfat (the host's here cannot)."""
+    test = "tests/integration/test_cinder.py::test_config_drive_must_be_a_cd_rom"
+    build = "FLEXVOL_BUILD=" + os.environ.get("FLEXVOL_BUILD", "build")
+    rc, out = guest.run(["/usr/bin/env", build, "/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                         "-rs", test], timeout=240)
+    assert rc == 0, out
+    summary = out.strip().splitlines()[-1]
+    assert "1 passed" in summary and "skipped" not in summary, out

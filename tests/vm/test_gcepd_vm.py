@@ -13,7 +13,10 @@ tests/vm/test_cinder_vm.py:
   unmountdevice and expandfs (tests/vm/guest_tests/cloud_node.py, using the
   same harness). With GCE's udev rule installed the guest's udev makes
   /dev/disk/by-id/google-<deviceName>; without it the driver finds the disk
-  by its serial in /sys/block. The guest's gcepd.conf has no credentials.
+  by its serial in /sys/block. The node-side calls also ask the compute API
+  which disk the instance has under the device name; with no network to the
+  host, cloud_node.py answers them from a mirror of the host fake's state
+  started in the guest for the step (node(..., cloud=...)).
 """
 import os
 import shutil
@@ -28,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "vm", "guest_tests"))
 
 from cloud_common import ResizableVMNode  # noqa: E402
 from cloud_node import run_in  # noqa: E402
-from gcepd_helpers import GCECloud, opts  # noqa: E402
+from gcepd_helpers import PROJECT, ZONE, GCECloud, opts  # noqa: E402
 from kubelet import go_json  # noqa: E402
 
 GIB = 1 << 30
@@ -42,10 +45,14 @@ GCE_RULE = "/etc/udev/rules.d/65-gce-disk-naming.rules"
 GCE_RULE_TEXT = ('KERNEL=="vd*[!0-9]", ATTRS{serial}=="?*", SYMLINK+="disk/by-id/google-$attr{serial}"\n')
 
 
-def node(guest, pd=None, **args):
-    """One step of the guest's kubelet (tests/vm/guest_tests/cloud_node.py)."""
+def node(guest, pd=None, cloud=None, **args):
+    """One step of the guest's kubelet (tests/vm/guest_tests/cloud_node.py);
+    with cloud, the compute API it asks mirrors cloud's attachments now."""
     if pd:
         args["options"] = {"pdName": pd}
+    if cloud is not None:
+        args.setdefault("config", NODE_CONFIG)
+        args["gce"] = {"project": PROJECT, "zone": ZONE, "attached": cloud.attached()}
     return run_in(guest, driver="gcepd", **args)
 
 
@@ -76,13 +83,17 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     a, took = attach(cloud, "pv-vm", pd)
     assert a.status == "Success", a
     assert a.json["device"] == BY_ID + "/google-pv-vm"
-    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"], write="from the guest")
+    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"], write="from the guest", cloud=cloud)
     assert m["waitforattach"]["status"] == "Success", m
     assert m["waitforattach"]["device"] == BY_ID + "/google-pv-vm", "udev's link, checked against the serial"
     assert m["realpath"].startswith("/dev/vd") and m["serial"] == "pv-vm", m
     assert m["mountdevice"]["status"] == "Success" and m["mount"]["status"] == "Success", m
     assert m["fstype"] == "ext4" and m["read"] == "from the guest", m
     print("attach %.2f s (host), waitforattach %.2f s (guest, udev included)" % (took, m["waitforattach_s"]))
+    # A volume named like this one with another pdName: the disk is not handed out.
+    s = node(guest, step="mount", spec="pv-vm", pd="pd-other", device=a.json["device"], cloud=cloud)
+    assert s["waitforattach"]["status"] == "Failure", s
+    assert "GCE disk pd-vm, not pd-other" in s["waitforattach"]["message"], s
 
     r = cloud.kubelets["node-2"].attach("pv-vm", opts(pd))
     assert r.status == "Failure" and "node-1" in r.message, r
@@ -95,13 +106,13 @@ def test_lifecycle_on_a_hot_plugged_disk(guest, cloud):
     d = cloud.kubelet.detach("pv-vm")
     assert d.status == "Success", d
     assert cloud.attached() == {}
-    w = node(guest, step="mount", spec="pv-vm", pd=pd, config=SHORT_WAIT)
+    w = node(guest, step="mount", spec="pv-vm", pd=pd, config=SHORT_WAIT, cloud=cloud)
     assert w["waitforattach"]["status"] == "Failure", "the disk left the guest"
     assert "no disk appeared" in w["waitforattach"]["message"], w
 
     a, _ = attach(cloud, "pv-vm", pd)
     assert a.status == "Success", a
-    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"])
+    m = node(guest, step="mount", spec="pv-vm", pd=pd, device=a.json["device"], cloud=cloud)
     assert m["mountdevice"]["status"] == "Success" and m["read"] == "from the guest", m
     assert node(guest, step="unmount", spec="pv-vm")["unmountdevice"]["status"] == "Success"
     assert cloud.kubelet.detach("pv-vm").status == "Success"
@@ -112,7 +123,7 @@ def test_online_expand_of_ext4(guest, cloud):
     pd = cloud.disk("pd-grow", size_gb=1)
     a, _ = attach(cloud, "pv-grow", pd)
     assert a.status == "Success", a
-    m = node(guest, step="mount", spec="pv-grow", pd=pd, device=a.json["device"], write="before")
+    m = node(guest, step="mount", spec="pv-grow", pd=pd, device=a.json["device"], write="before", cloud=cloud)
     assert m["mount"]["status"] == "Success", m
     before = m["fs_bytes"]
     k = cloud.kubelet
@@ -121,7 +132,7 @@ def test_online_expand_of_ext4(guest, cloud):
     assert r.status == "Success", r
     assert cloud.fake.disk(pd)["sizeGb"] == "2"
     e = node(guest, step="expandfs", spec="pv-grow", pd=pd, device=a.json["device"], new_size=2 * GIB,
-             old_size=GIB)
+             old_size=GIB, cloud=cloud)
     assert [x["status"] for x in e["expandfs"]] == ["Success", "Success"], e
     assert e["fs_bytes"] > before * 1.8, (before, e["fs_bytes"])
     assert node(guest, step="unmount", spec="pv-grow")["unmountdevice"]["status"] == "Success"
@@ -135,7 +146,7 @@ def test_found_by_serial_without_gce_udev_rules(guest, cloud):
         pd = cloud.disk("pd-serial")
         a, _ = attach(cloud, "pv-serial", pd)
         assert a.status == "Success", a
-        m = node(guest, step="mount", spec="pv-serial", pd=pd, device=a.json["device"], write="x")
+        m = node(guest, step="mount", spec="pv-serial", pd=pd, device=a.json["device"], write="x", cloud=cloud)
         assert m["waitforattach"]["status"] == "Success", m
         assert m["waitforattach"]["device"].startswith("/dev/vd") and m["serial"] == "pv-serial", m
         assert m["mountdevice"]["status"] == "Success" and m["read"] == "x", m

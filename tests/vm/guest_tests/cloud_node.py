@@ -19,8 +19,14 @@ Steps:
   unmount   unmount and unmountdevice
   expandfs  waits for the kernel to see "new_size", then expandfs twice
 
-Node-side calls never talk to the cloud, so the configuration holds no
-credentials. The host's tests call run_in(guest, driver=..., step=..., ...).
+cinder's node-side calls never talk to the cloud, and its configuration
+holds no credentials. gcepd's ask the compute API which disk the instance
+has attached under a device name: there is no network between host and
+guest, so "gce" ({"project", "zone", "attached": {deviceName: [disk, mode]}},
+the host fake's state at that moment) makes this script start a mirror of
+the host's fake GCE on the guest's loopback, the metadata server included,
+and point the step's configuration at it. The host's tests call
+run_in(guest, driver=..., step=..., ...).
 """
 import json
 import os
@@ -82,12 +88,36 @@ def step_setup(args, out):
     out["init"] = kubelet(args).init().json
 
 
+def gce_mirror(args):
+    """A fake GCE on the guest's loopback holding the host fake's attachments
+    of node-1 (see the module's doc); the configuration keys that lead the
+    driver to it."""
+    sys.path.insert(0, REPO)
+    from tests.fakes import gce as fake_gce
+    g = args["gce"]
+    fake = fake_gce.FakeGCE(project=g["project"], zone=g["zone"]).start()
+    fake.add_instance("node-1", local=True, node=None)
+    for device, (disk, mode) in g["attached"].items():
+        fake.seed_attachment("node-1", disk, device, mode)
+    return {"metadata-url": fake.url, "compute-endpoint": fake.url + "/compute/v1", "project": g["project"],
+            "zone": g["zone"], "http-timeout": 10}
+
+
+def step_kubelet(args):
+    """The kubelet for a step: the setup's configuration, or the step's own
+    ("config", plus the GCE mirror's keys with "gce")."""
+    if "config" not in args and "gce" not in args:
+        return kubelet(args)
+    config = dict(args.get("config", {}))
+    if "gce" in args:
+        config.update(gce_mirror(args))
+    etc = base(args) + "/etc-step"
+    write_config(args, etc, config)
+    return kubelet(args, etc)
+
+
 def step_mount(args, out):
-    etc = None
-    if "config" in args:
-        etc = base(args) + "/etc-step"
-        write_config(args, etc, args["config"])
-    k = kubelet(args, etc)
+    k = step_kubelet(args)
     spec, opts, fs = args["spec"], args["options"], args.get("fs", "ext4")
     t0 = time.monotonic()
     w = k.wait_for_attach(spec, opts, args.get("device", ""), fs)
@@ -119,7 +149,7 @@ def step_unmount(args, out):
 
 
 def step_expandfs(args, out):
-    k = kubelet(args)
+    k = step_kubelet(args)
     spec, fs, dev = args["spec"], args.get("fs", "ext4"), args["device"]
     g = k.global_path(spec)
     j = go_json(k.options(spec, args["options"], fs))
