@@ -11,6 +11,16 @@
  * ("[fd00::1]"), as mount.nfs takes it in "<server>:<path>". */
 int fv_nfs_check_server(const char *server, struct fv_err *err);
 
+/* Whether server (accepted by fv_nfs_check_server) is named by list, the
+ * node's allow-list: entries separated by commas or blanks, each "*" (any
+ * server), a host name, an IPv4 or IPv6 address (IPv6 with or without
+ * brackets) or address/prefix. A host name entry matches that name only
+ * (case-insensitively, a trailing dot ignored); an address or prefix matches
+ * only a server written as an address. Nothing is resolved: the answer never
+ * depends on DNS. Returns 1 allowed, 0 not, <0 with err for a malformed
+ * entry (reported whichever server is asked for). */
+int fv_nfs_server_allowed(const char *server, const char *list, struct fv_err *err);
+
 /* An absolute export path: no ".", ".." or empty components, no control
  * characters. A trailing "/" (other than the root itself) is dropped into
  * buf. */

@@ -34,7 +34,11 @@
 #include "path.h"
 #include "run.h"
 
+/* kubelet gives up waiting for a pod's volumes after 2 min 3 s
+ * (podAttachAndMountTimeout) and retries the pod: a mount that waits longer
+ * only holds the pod dir's lock for a pod that already failed once. */
 #define DEFAULT_MOUNT_TIMEOUT_S 120
+#define DEFAULT_MAX_MOUNT_TIMEOUT_S 120
 #define MAX_MOUNT_TIMEOUT_S 3600
 #define DEFAULT_UNMOUNT_TIMEOUT_S 30
 #define DEFAULT_SUBDIR_MODE 0775
@@ -105,7 +109,8 @@ struct nfs_volume {
 static const char *const known_options[] = {"server", "share", "subDir", "createSubDir", "subDirMode",
 					    "mountOptions", "mountTimeout", NULL};
 
-static int parse_volume(const struct fv_opts *o, struct nfs_volume *v, struct fv_err *err)
+/* max_s: [nfs] max-mount-timeout, the longest mountTimeout a volume may ask for. */
+static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *v, struct fv_err *err)
 {
 	if (fv_opts_check_known(o, known_options, err) < 0)
 		return err->code;
@@ -131,20 +136,49 @@ static int parse_volume(const struct fv_opts *o, struct nfs_volume *v, struct fv
 	if (mode && *mode && fv_parse_dir_mode(mode, "option 'subDirMode'", &v->subdir_mode, err) < 0)
 		return err->code;
 	const char *t = fv_opts_get(o, "mountTimeout");
-	long secs = DEFAULT_MOUNT_TIMEOUT_S;
+	long secs = DEFAULT_MOUNT_TIMEOUT_S < max_s ? DEFAULT_MOUNT_TIMEOUT_S : max_s;
 	if (t && *t) {
 		char *end;
 		errno = 0;
 		secs = strtol(t, &end, 10);
-		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1 || secs > MAX_MOUNT_TIMEOUT_S)
-			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %d, not '%.32s'",
-					  MAX_MOUNT_TIMEOUT_S, t);
+		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1)
+			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %ld, not '%.32s'",
+					  max_s, t);
+		/* The mount holds the pod dir's lock that long: the node decides the cap. */
+		if (secs > max_s)
+			return fv_err_msg(err, EINVAL,
+					  "option 'mountTimeout' %ld is above this node's limit of %ld s ([nfs] "
+					  "max-mount-timeout)",
+					  secs, max_s);
 	}
 	v->timeout_ms = secs * 1000;
 	v->readonly = fv_opts_readonly(o);
 	if (fv_nfs_source(v->server, v->share, v->subdir, v->source, sizeof(v->source), err) < 0 ||
 	    fv_nfs_source(v->server, v->share, NULL, v->root_source, sizeof(v->root_source), err) < 0)
 		return err->code;
+	return 0;
+}
+
+/* The node's [nfs] allowed-servers names the server, or the mount is refused:
+ * inline volumes let any pod author pick a server, and the node's kernel
+ * then talks to it (and trusts what it serves) from inside the cluster. */
+static int check_server_allowed(const struct fv_ctx *ctx, const struct nfs_volume *v, struct fv_err *err)
+{
+	const char *conf = fv_config_path(ctx->config);
+	const char *list = fv_config_get(ctx->config, "nfs", "allowed-servers", NULL);
+	if (!list || !list[strspn(list, ", \t")])
+		return fv_err_msg(err, EACCES,
+				  "NFS volumes are disabled on this node: no server is allowed. To allow some, set "
+				  "'allowed-servers = nfs.example.com, 10.0.0.0/24' in section [nfs] of %s",
+				  conf);
+	int r = fv_nfs_server_allowed(v->server, list, err);
+	if (r < 0)
+		return fv_err_prefix(err, "%s: [nfs] allowed-servers", conf);
+	if (!r)
+		return fv_err_msg(err, EACCES,
+				  "NFS server '%s' is not among the allowed servers of this node ([nfs] allowed-servers = "
+				  "%.400s in %s); names are matched as written, never resolved",
+				  v->server, list, conf);
 	return 0;
 }
 
@@ -334,7 +368,11 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 	(void)res;
 	struct nfs_conf *c = ctx->data;
 	struct nfs_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	long max_s;
+	if (fv_config_get_long(ctx->config, "nfs", "max-mount-timeout", DEFAULT_MAX_MOUNT_TIMEOUT_S, 1,
+			       MAX_MOUNT_TIMEOUT_S, &max_s, err) < 0)
+		return err->code;
+	if (parse_volume(call->opts, max_s, &v, err) < 0 || check_server_allowed(ctx, &v, err) < 0)
 		return err->code;
 	_cleanup_free_ char *options = NULL;
 	if (fv_nfs_mount_options(fv_opts_get(call->opts, "mountOptions"), v.readonly, &options, err) < 0)
@@ -433,10 +471,17 @@ static const struct fv_provider nfs_provider = {
 		"  mountOptions  comma-separated NFS options (nfs(5)), each checked with its value,\n"
 		"                e.g. vers=4.1,hard,timeo=600; ro/rw come from readOnly, and the\n"
 		"                driver always adds nosuid,nodev\n"
-		"  mountTimeout  seconds the whole mount may take (default 120); then mount.nfs is\n"
-		"                killed and the call fails naming the server\n"
+		"  mountTimeout  seconds the whole mount may take (default 120, at most\n"
+		"                max-mount-timeout); then mount.nfs is killed and the call fails\n"
+		"                naming the server\n"
 		"  readOnly      (the volume's readOnly flag) mounts read-only\n"
 		"Configuration ([nfs] in nfs.conf):\n"
+		"  allowed-servers = nfs1.example.com, 10.0.0.0/24, fd00::/64\n"
+		"                           servers volumes may name (host names matched as\n"
+		"                           written, never resolved; addresses and prefixes match\n"
+		"                           servers written as addresses; * allows any); with\n"
+		"                           none set, every mount is refused\n"
+		"  max-mount-timeout = 120  the largest mountTimeout a volume may ask for (1-3600)\n"
 		"  fsgroup = false          true lets kubelet chown the volume to the pod's fsGroup\n"
 		"  unmount-timeout = 30     seconds an unmount may take before a lazy detach\n"
 		"Needs mount.nfs on the node (package nfs-common).\n"

@@ -8,7 +8,9 @@ exporting a tmpfs, and the client is the guest kernel's NFS.
 """
 import errno
 import os
+import select
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -118,9 +120,10 @@ class Node:
         self.driver = Driver(DRIVER, env)
         self.kubelet = Kubelet(self.driver, os.path.join(self.tmp, "kubelet"))
 
-    def configure(self, text):
+    def configure(self, text, allowed=SERVER):
+        """allowed: the [nfs] allowed-servers line (None: no such key)."""
         with open(os.path.join(self.config_dir, "nfs.conf"), "w") as f:
-            f.write("[nfs]\n" + text)
+            f.write("[nfs]\n" + ("allowed-servers = %s\n" % allowed if allowed is not None else "") + text)
 
     def mounts(self):
         return mounts_under(self.tmp)
@@ -189,6 +192,10 @@ def test_example_manifests_match_the_seed_scenario():
         if name == "shared-reader":
             want.pop("subDirMode")
         assert opts == want, name
+    with open(os.path.join(EXAMPLES, "00-node-config.yaml")) as f:
+        conf = yaml.safe_load(f)["stringData"]["nfs.conf"]
+    allowed = [line.split("=", 1)[1].split() for line in conf.splitlines() if line.startswith("allowed-servers")]
+    assert allowed == [[pvs["shared-writer"]["spec"]["flexVolume"]["options"]["server"]]], conf
     with open(os.path.join(EXAMPLES, "03-deployment-reader.yaml")) as f:
         dep = yaml.safe_load(f)
     claim = dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]
@@ -352,6 +359,7 @@ def test_mount_options_refused(node, server, mount_options, why):
     ({"subDirMode": "999", "subDir": "x"}, "octal"),
     ({"mountTimeout": "0"}, "mountTimeout"),
     ({"mountTimeout": "1m"}, "mountTimeout"),
+    ({"mountTimeout": "3600"}, "above this node's limit of 120 s ([nfs] max-mount-timeout)"),
     ({"subdir": "x"}, "unknown option 'subdir'"),
 ])
 def test_bad_input_fails_and_changes_nothing(node, server, opts, why):
@@ -529,3 +537,90 @@ def test_unmount_of_a_stale_mount_is_bounded(node, frozen_server):
         assert time.monotonic() - t0 < 5
     finally:
         s.thaw()
+
+
+# ---- what the node allows (issue 11 #4 and #10) --------------------------
+
+def test_no_allowed_servers_refuses_every_mount(node, server):
+    """Default-deny: any pod author may write an inline volume naming any
+    server, so without [nfs] allowed-servers nothing is mounted."""
+    node.configure("", allowed=None)
+    before = sorted(os.listdir(server.export))
+    r = node.kubelet.set_up_pod(pod(91), "pv-deny", vol(server, subDir="made", createSubDir="true"))
+    assert r.status == "Failure" and "allowed-servers" in r.message and "disabled" in r.message, r
+    assert node.mounts() == [] and sorted(os.listdir(server.export)) == before, "nothing touched on the server"
+    assert leftover_processes() == []
+
+
+@pytest.mark.parametrize("allowed,server_name,ok", [
+    ("10.0.0.0/8, nfs.example.com", SERVER, False),
+    ("127.0.0.0/8", "localhost", False),     # a name is never resolved to match a prefix
+    ("localhost", SERVER, False),            # nor an address to match a name
+    ("localhost", "localhost", True),
+    ("nfs.example.com 127.0.0.0/30", SERVER, True),
+    ("*", SERVER, True),
+])
+def test_allowed_servers_match_names_and_addresses_as_written(node, server, allowed, server_name, ok):
+    node.configure("", allowed=allowed)
+    r = node.kubelet.set_up_pod(pod(92), "pv-allow", dict(vol(server), server=server_name))
+    if ok:
+        assert r.status == "Success", r
+        assert mount_line(node.dir(pod(92), "pv-allow")) is not None
+        assert node.kubelet.tear_down_pod(pod(92)["uid"], "pv-allow").status == "Success"
+    else:
+        assert r.status == "Failure" and "'%s' is not among the allowed servers" % server_name in r.message, r
+        assert "allowed-servers" in r.message, r
+    assert node.mounts() == []
+
+
+def test_bad_allowed_servers_entry_is_reported(node, server):
+    node.configure("", allowed="127.0.0.1, 10.0.0.0/40")
+    r = node.kubelet.set_up_pod(pod(93), "pv-allow", vol(server))
+    assert r.status == "Failure" and "allowed-servers" in r.message and "'10.0.0.0/40'" in r.message, r
+    assert node.mounts() == []
+
+
+def test_max_mount_timeout_caps_mount_timeout(node, server):
+    node.configure("max-mount-timeout = 10\n")
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server, mountTimeout="11"))
+    assert r.status == "Failure" and "limit of 10 s ([nfs] max-mount-timeout)" in r.message, r
+    assert node.mounts() == []
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server, mountTimeout="10"))
+    assert r.status == "Success", r
+    assert node.kubelet.tear_down_pod(pod(94)["uid"], "pv-cap").status == "Success"
+    node.configure("max-mount-timeout = 0\n")
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server))
+    assert r.status == "Failure" and "max-mount-timeout" in r.message, r
+
+
+def test_black_hole_server_does_not_hold_up_a_volume_named_alike(node, server):
+    """Two pods, each with an inline volume named "data": one names a server
+    that accepts the connection and never answers (a listening socket nobody
+    accepts on), the other the real one. The healthy mount completes while the
+    black-hole mount is still waiting: nothing is locked by the volume's name."""
+    k, d = node.kubelet, node.driver
+    hole = socket.socket()
+    hole.bind((SERVER, 0))
+    hole.listen(16)
+    try:
+        attacker, victim = pod(95), pod(96)
+        bad = vol(server, mountOptions="vers=4.2,port=%d" % hole.getsockname()[1], mountTimeout="30")
+        bad_dir = node.dir(attacker, "data")
+        os.makedirs(bad_dir, 0o750)
+        started = d.start("mount", bad_dir, go_json(k.options("data", bad, pod=attacker)))
+        # A connection waiting in the backlog: mount.nfs is stuck on the black hole.
+        readable, _, _ = select.select([hole], [], [], 60)
+        assert readable, "the black-hole mount never reached its server"
+        r = k.set_up_pod(victim, "data", vol(server, mountOptions="vers=4.2"))
+        hole_still_waiting = started[1].poll() is None
+        rb = d.finish(started)
+    finally:
+        hole.close()
+    assert r.status == "Success", r
+    assert hole_still_waiting, "the healthy mount waited for the black hole (%s)" % rb
+    assert rb.status == "Failure" and "did not answer within 30 s" in rb.message, rb
+    flags = mount_line(node.dir(victim, "data")).split()[5].split(",")
+    assert "nosuid" in flags and "nodev" in flags
+    assert node.mounts() == [node.dir(victim, "data")]
+    assert k.tear_down_pod(victim["uid"], "data").status == "Success"
+    assert leftover_processes() == []
