@@ -284,6 +284,35 @@ int fv_nfs_expand_subdir(const char *tmpl, const struct fv_opts *o, char *buf, s
 	return fv_path_check_relative(buf, "option 'subDir'", err);
 }
 
+size_t fv_nfs_per_pod_depth(const char *tmpl)
+{
+	size_t depth = 0;
+	for (const char *c = tmpl; *c;) {
+		size_t n = strcspn(c, "/");
+		depth++;
+		for (const char *v = c; v < c + n; v++)
+			if ((v + 10 <= c + n && !strncmp(v, "${pod.uid}", 10)) ||
+			    (v + 11 <= c + n && !strncmp(v, "${pod.name}", 11)))
+				return depth;
+		c += n;
+		if (*c == '/')
+			c++;
+	}
+	return 0;
+}
+
+int fv_nfs_parse_id(const char *s, const char *what, unsigned int *id, struct fv_err *err)
+{
+	size_t n = strlen(s);
+	if (!n || n > 10 || strspn(s, "0123456789") != n)
+		return fv_err_msg(err, EINVAL, "%s must be a number (a numeric id), not '%.32s'", what, s);
+	unsigned long v = strtoul(s, NULL, 10);
+	if (v > 4294967294UL)
+		return fv_err_msg(err, EINVAL, "%s '%s' is out of range (0 to 4294967294)", what, s);
+	*id = (unsigned int)v;
+	return 0;
+}
+
 /* ---- mount options ---- */
 
 enum kind { FLAG, UINT, ENUM, ADDR, SEC };

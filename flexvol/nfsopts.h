@@ -43,6 +43,16 @@ int fv_nfs_mount_options(const char *user, bool readonly, char **out, struct fv_
 int fv_nfs_source(const char *server, const char *share, const char *subdir, char *buf, size_t size,
 		  struct fv_err *err);
 
+/* How many leading components of a subDir template make the per-pod
+ * directory: up to and including the first one that uses ${pod.uid} or
+ * ${pod.name}. 0 when the template uses neither (a shared directory). Each
+ * variable expands to one component, so the count holds for the expansion. */
+size_t fv_nfs_per_pod_depth(const char *tmpl);
+
+/* A user or group id in decimal, 0 to 4294967294 (-1 means "unchanged" to
+ * chown and is refused). */
+int fv_nfs_parse_id(const char *s, const char *what, unsigned int *id, struct fv_err *err);
+
 /* An octal directory mode up to 03777 (setgid and sticky allowed, setuid
  * means nothing for a directory and is refused). */
 int fv_parse_dir_mode(const char *s, const char *what, unsigned int *mode, struct fv_err *err);

@@ -226,6 +226,26 @@ int main(void)
 	mode("0x1ff", -1);
 	mode("-755", -1);
 	mode("000755", -1);
+	/* The per-pod part of a subDir template (subDirOnUnmount). */
+	CHECK(fv_nfs_per_pod_depth("by-uid/${pod.uid}") == 2, "per-pod: by-uid/${pod.uid}");
+	CHECK(fv_nfs_per_pod_depth("${pod.uid}/data/x") == 1, "per-pod: ${pod.uid}/data/x");
+	CHECK(fv_nfs_per_pod_depth("t/${pod.namespace}/${pv.name}/${pod.name}") == 4, "per-pod: pod.name last");
+	CHECK(fv_nfs_per_pod_depth("a/x-${pod.name}-y/b") == 2, "per-pod: inside a component");
+	CHECK(fv_nfs_per_pod_depth("shared/${pv.name}") == 0, "shared: pv.name only");
+	CHECK(fv_nfs_per_pod_depth("${pod.namespace}/${serviceAccount.name}") == 0, "shared: namespace");
+	CHECK(fv_nfs_per_pod_depth("pod.uid/${pod.ui}") == 0, "shared: no variable");
+	CHECK(fv_nfs_per_pod_depth("") == 0, "no subDir");
+	{
+		unsigned int id = 7;
+		e = (struct fv_err){0};
+		CHECK(fv_nfs_parse_id("0", "uid", &id, &e) == 0 && id == 0, "id 0");
+		CHECK(fv_nfs_parse_id("4294967294", "uid", &id, &e) == 0 && id == 4294967294U, "id max");
+		const char *bad[] = {"4294967295", "-1", "+5", "1e3", "0x10", "", " 5", "12345678901", NULL};
+		for (const char **b = bad; *b; b++)
+			CHECK(fv_nfs_parse_id(*b, "option 'subDirUid'", &id, &e) < 0 && strstr(e.msg, "subDirUid"),
+			      "id '%s' refused: %s", *b, e.msg);
+	}
+
 	/* allowed-servers: names by name, addresses by address or prefix, nothing resolved. */
 	const char *list = "nfs.example.com, 10.1.0.0/16 192.168.7.9,[fd00::]/64\tfd01::5 NAS-2.Corp.";
 	allowed("nfs.example.com", list, 1, NULL);
