@@ -8,7 +8,7 @@ PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-CORE_PKGS  := jansson mount blkid inih
+CORE_PKGS  := jansson mount blkid inih nettle
 CSTD   := -std=gnu11 -D_GNU_SOURCE
 WARN   := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
           -Wimplicit-fallthrough -Wno-missing-field-initializers -Wno-format-nonliteral -Wno-format-truncation

@@ -14,7 +14,14 @@ int fv_bearer_ensure(struct fv_bearer *b, bool refresh, struct fv_err *err)
 	_cleanup_free_ char *rejected = refresh && b->token.value ? strdup(b->token.value) : NULL;
 	struct fv_token fresh = {0};
 	bool fetched = false;
-	int rc = fv_token_get(&b->cache, rejected, b->fetch, b->ud, &fresh, &fetched, err);
+	/* Waiting for another process's authentication ends with the call. */
+	struct fv_token_cache cache = b->cache;
+	long left = fv_http_time_left_ms(b->http);
+	if (left == 0)
+		return fv_err_msg(err, ETIMEDOUT, "no time left to authenticate");
+	if (left > 0 && (cache.lock_timeout_ms <= 0 || cache.lock_timeout_ms > left))
+		cache.lock_timeout_ms = left;
+	int rc = fv_token_get(&cache, rejected, b->fetch, b->ud, &fresh, &fetched, err);
 	if (rejected)
 		explicit_bzero(rejected, strlen(rejected));
 	if (rc < 0)

@@ -12,11 +12,8 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "flexvol.h"
+#include "lock.h"
 #include "log.h"
-
-/* How long a SIGKILLed child may take to be reaped: killable kernel waits
- * end at once, anything longer is an uninterruptible sleep we cannot fix. */
-#define REAP_GRACE_MS 5000
 
 struct report {
 	int rc;
@@ -42,6 +39,10 @@ static void __attribute__((noreturn)) child_main(int wfd, pid_t parent, fv_fork_
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
+	/* A child stuck in the kernel must not keep a volume locked: the locks
+	 * stay the parent's alone. Its own process group, killed whole. */
+	fv_lock_close_inherited();
+	setpgid(0, 0);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
@@ -64,10 +65,13 @@ static void __attribute__((noreturn)) child_main(int wfd, pid_t parent, fv_fork_
 	_exit(r.rc == 0 ? 0 : 1);
 }
 
-static bool read_all(int fd, void *buf, size_t n)
+/* Bounded too: a child may stop between two writes. */
+static bool read_all(int fd, void *buf, size_t n, int64_t deadline)
 {
 	char *p = buf;
 	while (n) {
+		if (fv_wait_readable(fd, deadline) != FV_WAIT_READY)
+			return false;
 		ssize_t r = read(fd, p, n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -87,7 +91,7 @@ static bool reap(pid_t pid, long ms, int *status)
 		pid_t r = waitpid(pid, status, WNOHANG);
 		if (r == pid || (r < 0 && errno != EINTR))
 			return r == pid;
-		if (fv_now_ms() >= deadline)
+		if (fv_now_ms() >= deadline || fv_terminated())
 			return false;
 		fv_sleep_ms(nap);
 	}
@@ -119,16 +123,13 @@ int fv_fork_run(const char *what, fv_fork_fn fn, void *arg, void *out, size_t ou
 	enum fv_wait w = fv_wait_readable(rd, deadline);
 	bool ready = w == FV_WAIT_READY, timed_out = w == FV_WAIT_TIMEOUT, terminated = w == FV_WAIT_TERMINATED;
 	struct report r = {.rc = -EIO};
-	bool got = ready && read_all(rd, &r, sizeof(r)) && (r.rc < 0 || read_all(rd, out, outsize));
+	bool got = ready && read_all(rd, &r, sizeof(r), deadline) && (r.rc < 0 || read_all(rd, out, outsize, deadline));
 	int status = 0;
 	/* Even after reporting, the exit itself may block (tearing down a private
 	 * namespace unmounts what is in it): it gets what is left of the time. */
 	int64_t left = deadline - fv_now_ms();
 	if (!got || !reap(pid, left > 0 ? (long)left : 0, &status)) {
-		kill(pid, SIGKILL);
-		if (!reap(pid, REAP_GRACE_MS, &status))
-			fv_log(LOG_WARNING, "%s: child %d did not exit after SIGKILL (stuck in the kernel)", what,
-			       (int)pid);
+		fv_kill_and_reap(pid, &status, what);
 	}
 	if (timed_out)
 		return fv_err_msg(err, ETIMEDOUT, "%s did not finish within %ld s", what, (timeout_ms + 999) / 1000);

@@ -248,14 +248,21 @@ static int append(struct curl_slist **list, const char *line)
 	return 0;
 }
 
-static long remaining_ms(const struct fv_http *h)
+long fv_http_time_left_ms(const struct fv_http *h)
 {
 	if (!h->deadline_ms)
-		return h->cfg.timeout_ms;
+		return -1;
 	int64_t left = h->deadline_ms - fv_now_ms();
-	if (left <= 0)
-		return 0;
-	return left < h->cfg.timeout_ms ? (long)left : h->cfg.timeout_ms;
+	return left > 0 ? (long)left : 0;
+}
+
+/* The time one attempt may take: never 0, which libcurl reads as "no limit". */
+static long attempt_ms(const struct fv_http *h)
+{
+	long left = fv_http_time_left_ms(h);
+	if (left < 0 || left > h->cfg.timeout_ms)
+		return h->cfg.timeout_ms;
+	return left;
 }
 
 static CURLcode perform(struct fv_http *h, const struct fv_http_request *req, bool refresh_auth,
@@ -291,7 +298,13 @@ static CURLcode perform(struct fv_http *h, const struct fv_http_request *req, bo
 	}
 
 	/* Only now: getting the credential may have run a request of its own
-	 * (Keystone) on this same handle. */
+	 * (Keystone) on this same handle, or waited for another process's. */
+	long timeout_ms = attempt_ms(h);
+	if (timeout_ms <= 0) {
+		slist_holder_free(&hdrs);
+		snprintf(h->errbuf, sizeof(h->errbuf), "the call's deadline passed before the request was sent");
+		return CURLE_OPERATION_TIMEDOUT;
+	}
 	curl_easy_reset(c); /* keeps the connection cache: keep-alive across requests */
 	struct capture cap = {.resp = resp};
 	reset_response(resp);
@@ -303,8 +316,13 @@ static CURLcode perform(struct fv_http *h, const struct fv_http_request *req, bo
 	/* A redirect would carry the custom auth header to whatever host it names. */
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, remaining_ms(h));
+	/* Cloud and metadata endpoints are reached directly: http_proxy from
+	 * kubelet's environment must not see (or black-hole) credentials. */
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 h->cfg.connect_timeout_ms < timeout_ms ? h->cfg.connect_timeout_ms : timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &cap);

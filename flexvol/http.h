@@ -2,7 +2,8 @@
  * every request of a call, connect and per-attempt timeouts, an overall
  * deadline, retries with backoff and jitter (flexvol/retry.h), Retry-After,
  * one re-authentication on 401, TLS with an optional CA file, no redirects,
- * http and https only. A provider using it lists `libcurl` in <name>_LIBS.
+ * http and https only, never through a proxy (http_proxy and the like in the
+ * environment are ignored). A provider using it lists `libcurl` in <name>_LIBS.
  *
  * Credentials: request headers and bodies are never logged; log lines and
  * error messages show method, URL, status and the cloud's own error message,
@@ -81,6 +82,10 @@ void fv_http_free(struct fv_http *h);
 /* No attempt starts, and no backoff sleeps, past this fv_now_ms() instant;
  * attempts are cut short to end by it. 0 clears it. */
 void fv_http_set_deadline(struct fv_http *h, int64_t deadline_ms);
+
+/* What is left until the deadline: ms (0 once it passed), -1 without one.
+ * Anything a request waits for (a token lock) is bounded by it. */
+long fv_http_time_left_ms(const struct fv_http *h);
 
 /* Masks s ("***") in every log line and error message the client writes.
  * Register passwords, application-credential secrets and tokens. */

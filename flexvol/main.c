@@ -16,8 +16,12 @@
 #include "log.h"
 #include "path.h"
 #include "reply.h"
+#include "run.h"
 
 #define LOCK_TIMEOUT_MS (10L * 60 * 1000)
+/* Options on stdin ("-" for <json>): bounded in size and in time. */
+#define STDIN_MAX (1u << 20)
+#define STDIN_TIMEOUT_MS 30000L
 
 #ifndef FV_VERSION
 #define FV_VERSION "dev"
@@ -30,23 +34,24 @@ struct verb {
 	size_t op_offset;  /* offsetof the fv_op in struct fv_provider */
 	int nargs;
 	int json, dir, device, node, volume, new_size, old_size;
-	bool locked;       /* serialised per volume (see fv_lock_acquire) */
+	bool locked;       /* serialised per kubelet path, call->dir (see fv_lock_path_key) */
 };
 
 #define OP(name) offsetof(struct fv_provider, name)
 static const struct verb verbs[] = {
 	{"getvolumename", OP(getvolumename), 1, 0, NONE, NONE, NONE, NONE, NONE, NONE, false},
-	{"attach", OP(attach), 2, 0, NONE, NONE, 1, NONE, NONE, NONE, true},
-	{"detach", OP(detach), 2, NONE, NONE, NONE, 1, 0, NONE, NONE, true},
-	/* Not locked: on a one-node cluster it waits for the very attach that
-	 * would need the lock. Providers lock what they change themselves. */
+	/* attach, detach, waitforattach and expandvolume change no kubelet path:
+	 * the core does not lock them (a name from the options would let one
+	 * spec block another); providers lock the resource they change. */
+	{"attach", OP(attach), 2, 0, NONE, NONE, 1, NONE, NONE, NONE, false},
+	{"detach", OP(detach), 2, NONE, NONE, NONE, 1, 0, NONE, NONE, false},
 	{"waitforattach", OP(waitforattach), 2, 1, NONE, 0, NONE, NONE, NONE, NONE, false},
 	{"isattached", OP(isattached), 2, 0, NONE, NONE, 1, NONE, NONE, NONE, false},
 	{"mountdevice", OP(mountdevice), 3, 2, 0, 1, NONE, NONE, NONE, NONE, true},
 	{"unmountdevice", OP(unmountdevice), 1, NONE, 0, NONE, NONE, NONE, NONE, NONE, true},
 	{"mount", OP(mount), 2, 1, 0, NONE, NONE, NONE, NONE, NONE, true},
 	{"unmount", OP(unmount), 1, NONE, 0, NONE, NONE, NONE, NONE, NONE, true},
-	{"expandvolume", OP(expandvolume), 4, 0, 1, NONE, NONE, NONE, 2, 3, true},
+	{"expandvolume", OP(expandvolume), 4, 0, 1, NONE, NONE, NONE, 2, 3, false},
 	{"expandfs", OP(expandfs), 5, 0, 2, 1, NONE, NONE, 3, 4, true},
 };
 
@@ -84,7 +89,9 @@ static void print_help(const struct fv_provider *p)
 	       "  mount <pod volume dir> <json> | unmount <pod volume dir>\n"
 	       "  expandvolume <json> <device mount path> <new size> <old size>\n"
 	       "  expandfs <json> <device> <device mount path> <new size> <old size>\n"
-	       "Calls this driver does not implement answer \"Not supported\".\n\n"
+	       "Calls this driver does not implement answer \"Not supported\".\n"
+	       "<json> may be \"-\": the options object is then read from stdin (at most 1 MiB),\n"
+	       "which keeps secrets out of argv and shell history when running a call by hand.\n\n"
 	       "%s\n"
 	       "Environment: FLEXVOL_CONFIG_DIR (default /etc/flexvol) holds %s.conf;\n"
 	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches.\n"
@@ -118,20 +125,74 @@ static int parse_size(const char *s, const char *what, uint64_t *out, struct fv_
 	return 0;
 }
 
-/* The lock key: the volume's name, which is also the last component of the
- * global and pod paths kubelet passes. */
-static const char *lock_key(const struct fv_call *c)
+/* The options on stdin, for "-": at most STDIN_MAX bytes, within
+ * STDIN_TIMEOUT_MS. NUL-terminated; caller frees. */
+static char *read_stdin_options(struct fv_err *err)
 {
-	const char *name = fv_opts_volume_name(c->opts);
-	if (name && *name)
-		return name;
-	if (c->volume_name)
-		return c->volume_name;
-	if (c->dir) {
-		const char *slash = strrchr(c->dir, '/');
-		return slash && slash[1] ? slash + 1 : c->dir;
+	size_t len = 0;
+	char *buf = malloc(STDIN_MAX + 1);
+	if (!buf)
+		fv_oom();
+	int64_t deadline = fv_now_ms() + STDIN_TIMEOUT_MS;
+	for (;;) {
+		enum fv_wait w = fv_wait_readable(STDIN_FILENO, deadline);
+		if (w != FV_WAIT_READY) {
+			free(buf);
+			if (w == FV_WAIT_TERMINATED)
+				fv_err_msg(err, EINTR, "terminated while reading the options from stdin");
+			else if (w == FV_WAIT_TIMEOUT)
+				fv_err_msg(err, ETIMEDOUT, "no end of the options on stdin within %ld s",
+					   STDIN_TIMEOUT_MS / 1000);
+			else
+				fv_err_set(err, errno, "cannot read the options from stdin");
+			return NULL;
+		}
+		/* One byte beyond the cap tells "too large" from "exactly full". */
+		ssize_t n = read(STDIN_FILENO, buf + len, STDIN_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fv_err_set(err, errno, "cannot read the options from stdin");
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > STDIN_MAX) {
+			fv_err_msg(err, E2BIG, "the options on stdin are larger than %u MiB", STDIN_MAX >> 20);
+			free(buf);
+			return NULL;
+		}
 	}
-	return "-";
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		fv_err_msg(err, EINVAL, "the options on stdin contain a NUL byte");
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* /proc/<pid>/cmdline shows our argv for the whole call: once parsed, the
+ * JSON argument is overwritten in place with its masked form (the kernel
+ * reads the process's own memory), padded with spaces. Options without
+ * secrets stay as they were, for ps. */
+static void wipe_secrets_from_argv(char *arg, const struct fv_opts *opts)
+{
+	size_t len = strlen(arg);
+	if (opts && !fv_opts_has_secrets(opts))
+		return;
+	if (!opts && !strstr(arg, FV_KEY_SECRET_PREFIX))
+		return;
+	_cleanup_free_ char *masked = opts ? fv_opts_dump_masked(opts) : NULL;
+	size_t mlen = masked ? strlen(masked) : 0;
+	if (masked && mlen <= len) {
+		memcpy(arg, masked, mlen);
+		memset(arg + mlen, ' ', len - mlen);
+	} else {
+		memset(arg, '*', len);
+	}
 }
 
 /* Also true when the options did not parse: their raw text is still in argv. */
@@ -175,7 +236,16 @@ static void dispatch(struct fv_ctx *ctx, const struct verb *v, int nargs, char *
 	}
 	struct fv_call call = {.verb = v->name};
 	if (v->json != NONE) {
-		*opts_out = fv_opts_parse(args[v->json], &o->err);
+		if (!strcmp(args[v->json], "-")) {
+			_cleanup_free_ char *text = read_stdin_options(&o->err);
+			if (!text)
+				return fail(o);
+			*opts_out = fv_opts_parse(text, &o->err);
+			explicit_bzero(text, strlen(text));
+		} else {
+			*opts_out = fv_opts_parse(args[v->json], &o->err);
+			wipe_secrets_from_argv(args[v->json], *opts_out);
+		}
 		if (!*opts_out)
 			return fail(o);
 		call.opts = *opts_out;
@@ -195,7 +265,10 @@ static void dispatch(struct fv_ctx *ctx, const struct verb *v, int nargs, char *
 		return fail(o);
 	_cleanup_close_ int lock = -1;
 	if (v->locked) {
-		lock = fv_lock_acquire(ctx->run_dir, p->name, lock_key(&call), LOCK_TIMEOUT_MS, &o->err);
+		char key[4096];
+		if (fv_lock_path_key(call.dir, key, sizeof(key), &o->err) < 0)
+			return fail(o);
+		lock = fv_lock_acquire(ctx->run_dir, p->name, key, LOCK_TIMEOUT_MS, &o->err);
 		if (lock < 0)
 			return fail(o);
 	}
@@ -288,6 +361,8 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	};
 	const char *verb = argc >= 2 ? argv[1] : "";
 	const struct verb *v = find_verb(verb);
+	/* Before dispatch overwrites them in argv. */
+	bool argv_secrets = carries_secrets(v, argc - 2, argv + 2);
 	char conf_path[4096];
 	snprintf(conf_path, sizeof(conf_path), "%s/%s.conf", ctx.config_dir, provider->name);
 
@@ -330,7 +405,7 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	fv_config_free(ctx.config);
 	/* kubelet logs the whole argv, secrets included, when a driver exits
 	 * non-zero: a Failure of a call carrying secrets exits 0 instead. */
-	bool has_secrets = fv_opts_has_secrets(opts) || carries_secrets(v, argc - 2, argv + 2);
+	bool has_secrets = fv_opts_has_secrets(opts) || argv_secrets;
 	fv_opts_free(opts);
 	if (rc < 0)
 		return 1;

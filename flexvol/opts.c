@@ -235,6 +235,19 @@ bool fv_opts_has_secrets(const struct fv_opts *o)
 	return o && o->nsecrets > 0;
 }
 
+char *fv_opts_dump_masked(const struct fv_opts *o)
+{
+	json_t *copy = json_copy(o->root); /* shallow: the secret values are replaced, not changed */
+	if (!copy)
+		return NULL;
+	for (void *it = json_object_iter(copy); it; it = json_object_iter_next(copy, it))
+		if (!strncmp(json_object_iter_key(it), FV_KEY_SECRET_PREFIX, strlen(FV_KEY_SECRET_PREFIX)))
+			json_object_iter_set_new(copy, it, json_string("***"));
+	char *text = json_dumps(copy, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(copy);
+	return text;
+}
+
 static void redact_one(char *s, const char *needle, size_t nlen)
 {
 	static const char mask[] = "***";

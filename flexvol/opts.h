@@ -38,6 +38,9 @@ int fv_opts_check_known(const struct fv_opts *o, const char *const known[], stru
 /* Decoded secret value by key name (without the prefix); NULL when absent. */
 const unsigned char *fv_opts_secret(const struct fv_opts *o, const char *name, size_t *len);
 bool fv_opts_has_secrets(const struct fv_opts *o);
+/* The options as compact JSON with every secret value "***" (caller frees;
+ * NULL when out of memory). */
+char *fv_opts_dump_masked(const struct fv_opts *o);
 /* Replaces every secret value (raw and base64) inside s with "***", in place. */
 void fv_opts_redact(const struct fv_opts *o, char *s);
 

@@ -18,6 +18,41 @@ const char *fv_status_name(enum fv_status s)
 	return "Failure";
 }
 
+char *fv_utf8_clean(const char *s)
+{
+	static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+	size_t len = strlen(s);
+	char *out = malloc(len * 3 + 1), *o = out;
+	if (!out)
+		fv_oom();
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = fv_utf8_seq_len(p);
+		if (n) {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		} else {
+			memcpy(o, replacement, 3);
+			o += 3;
+			p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* jansson refuses a string that is not UTF-8 (json_string() is NULL and the
+ * key silently missing): paths and child output may be anything. */
+static json_t *text_json(const char *s)
+{
+	char *clean = fv_utf8_clean(s);
+	json_t *j = json_string(clean);
+	free(clean);
+	if (!j)
+		fv_oom();
+	return j;
+}
+
 static json_t *caps_json(const struct fv_caps *c)
 {
 	/* Every capability stated: kubelet defaults omitted ones to true. */
@@ -31,9 +66,9 @@ char *fv_reply_format(const struct fv_reply *r)
 	json_t *o = json_object();
 	json_object_set_new(o, "status", json_string(fv_status_name(r->status)));
 	if (r->message)
-		json_object_set_new(o, "message", json_string(r->message));
+		json_object_set_new(o, "message", text_json(r->message));
 	if (r->device)
-		json_object_set_new(o, "device", json_string(r->device));
+		json_object_set_new(o, "device", text_json(r->device));
 	if (r->has_attached)
 		json_object_set_new(o, "attached", json_boolean(r->attached));
 	if (r->caps)

@@ -17,6 +17,9 @@ struct fv_reply {
 	uint64_t new_size;
 };
 
+/* s with every byte that does not start a valid UTF-8 sequence replaced by
+ * U+FFFD; caller frees. Every string of the reply goes through it. */
+char *fv_utf8_clean(const char *s);
 const char *fv_status_name(enum fv_status s);
 /* Compact JSON with a trailing newline; caller frees. Never NULL (OOM exits). */
 char *fv_reply_format(const struct fv_reply *r);

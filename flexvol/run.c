@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,41 +94,119 @@ static void kill_group(pid_t pid)
 	kill(pid, SIGKILL);
 }
 
-int fv_run(const char *const argv[], long timeout_ms, char **output, struct fv_err *err)
+/* Until pid has exited, without reaping it: a zombie keeps its pid, so its
+ * process group can still be killed safely by number. */
+static enum fv_wait wait_exit(pid_t pid, int64_t deadline, bool honour_sigterm)
+{
+	for (long nap = 1;; nap = nap < 50 ? nap * 2 : 50) {
+		siginfo_t si = {0};
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			return FV_WAIT_ERROR;
+		}
+		if (si.si_pid == pid)
+			return FV_WAIT_READY;
+		if (honour_sigterm && fv_terminated())
+			return FV_WAIT_TERMINATED;
+		int64_t left = deadline - fv_now_ms();
+		if (left <= 0)
+			return FV_WAIT_TIMEOUT;
+		fv_sleep_ms(left < nap ? (long)left : nap);
+	}
+}
+
+bool fv_kill_and_reap(pid_t pid, int *status, const char *what)
+{
+	kill_group(pid);
+	/* SIGKILL ends every killable wait at once; SIGTERM does not shorten this. */
+	if (wait_exit(pid, fv_now_ms() + FV_REAP_GRACE_MS, false) != FV_WAIT_READY) {
+		fv_log(LOG_WARNING, "%s: process %d did not exit after SIGKILL (stuck in the kernel)", what, (int)pid);
+		return false;
+	}
+	kill(-pid, SIGKILL); /* what it forked, still in its group */
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
+/* The child between fork and exec: only async-signal-safe calls. */
+static void __attribute__((noreturn)) exec_child(const char *const argv[], int out, int errpipe, pid_t parent)
 {
 	static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-	const char *tool = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return fv_err_set(err, errno, "cannot run %s", tool);
-	_cleanup_close_ int rd = pipefd[0];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
-	posix_spawnattr_init(&attr);
+	/* Dies with the driver, and so never runs on unsupervised (a killed
+	 * driver's mkfs must not go on writing after the lock is gone). The
+	 * re-check covers a driver that died before prctl. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	/* Own process group: a timeout kills the child and everything it forked. */
+	setpgid(0, 0);
+	/* Every signal at its default (the driver ignores SIGPIPE: a tool that
+	 * inherited that would spin on a closed pipe), none blocked. */
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	for (int s = 1; s < NSIG; s++)
+		sigaction(s, &dfl, NULL);
 	sigset_t none;
 	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &none);
-	/* Own process group: a timeout kills the child and everything it forked. */
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	int null = open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(out, STDERR_FILENO) < 0)
+		goto fail;
+	/* Nothing else reaches the program: no lock, no socket, whatever the
+	 * flags they were opened with (errpipe closes on exec, so it stays). */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	execve(argv[0], (char *const *)argv, env);
+fail:;
+	int e = errno;
+	ssize_t n = write(errpipe, &e, sizeof(e));
+	(void)n;
+	_exit(127);
+}
+
+int fv_run(const char *const argv[], long timeout_ms, char **output, struct fv_err *err)
+{
+	const char *tool = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (argv[0][0] != '/')
+		return fv_err_msg(err, EINVAL, "cannot run %s: not an absolute path", argv[0]);
+	int64_t deadline = fv_now_ms() + timeout_ms;
+	int pipefd[2], errfd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return fv_err_set(err, errno, "cannot run %s", tool);
+	if (pipe2(errfd, O_CLOEXEC) < 0) {
+		int e = errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return fv_err_set(err, e, "cannot run %s", tool);
+	}
+	_cleanup_close_ int rd = pipefd[0];
+	_cleanup_close_ int errrd = errfd[0];
+	pid_t parent = getpid();
+	/* fork, not posix_spawn: only a child of our own can set PR_SET_PDEATHSIG. */
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_child(argv, pipefd[1], errfd[1], parent);
+	int fork_errno = errno;
 	close(pipefd[1]);
-	if (rc)
-		return fv_err_set(err, rc, "cannot run %s", argv[0]);
+	close(errfd[1]);
+	if (pid < 0)
+		return fv_err_set(err, fork_errno, "cannot run %s", tool);
+
+	/* Did exec work? The error pipe closes on exec or brings its errno. */
+	enum fv_wait w = fv_wait_readable(errrd, deadline);
+	bool timed_out = w == FV_WAIT_TIMEOUT, terminated = w == FV_WAIT_TERMINATED;
+	int exec_errno = 0;
+	if (w == FV_WAIT_READY) {
+		ssize_t n;
+		while ((n = read(errrd, &exec_errno, sizeof(exec_errno))) < 0 && errno == EINTR)
+			;
+		if (n != (ssize_t)sizeof(exec_errno))
+			exec_errno = 0;
+	}
 
 	struct capture out = {0};
-	int64_t deadline = fv_now_ms() + timeout_ms;
-	bool timed_out = false, terminated = false;
-	for (bool open = true; open;) {
-		enum fv_wait w = fv_wait_readable(rd, deadline);
+	for (bool open = !exec_errno && w == FV_WAIT_READY; open;) {
+		w = fv_wait_readable(rd, deadline);
 		timed_out = w == FV_WAIT_TIMEOUT;
 		terminated = w == FV_WAIT_TERMINATED;
 		if (w != FV_WAIT_READY)
@@ -140,21 +218,27 @@ int fv_run(const char *const argv[], long timeout_ms, char **output, struct fv_e
 		else if (r == 0 || errno != EINTR)
 			open = false;
 	}
-	if (timed_out || terminated)
-		kill_group(pid);
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	/* A grandchild may still hold the pipe after the child exits: kill the group. */
-	kill(-pid, SIGKILL);
+	/* Its output closed: the exit itself gets what is left of the time (a
+	 * child may close its output and go on, or be stuck in the kernel). */
+	if (!timed_out && !terminated) {
+		w = wait_exit(pid, deadline, true);
+		timed_out = w == FV_WAIT_TIMEOUT;
+		terminated = w == FV_WAIT_TERMINATED;
+	}
+	int status = 0;
+	bool reaped = fv_kill_and_reap(pid, &status, tool);
 	log_output(tool, out.buf);
 
 	int ret = 0;
-	if (timed_out)
+	if (exec_errno)
+		ret = fv_err_set(err, exec_errno, "cannot run %s", argv[0]);
+	else if (timed_out)
 		ret = fv_err_msg(err, ETIMEDOUT, "%s did not finish within %ld s and was killed", tool,
 				 timeout_ms / 1000);
 	else if (terminated)
 		ret = fv_err_msg(err, EINTR, "%s was killed: the driver received SIGTERM", tool);
+	else if (!reaped)
+		ret = fv_err_msg(err, EIO, "%s could not be waited for", tool);
 	else if (WIFSIGNALED(status))
 		ret = fv_err_msg(err, EIO, "%s was killed by signal %d", tool, WTERMSIG(status));
 	else if (WEXITSTATUS(status))

@@ -72,9 +72,12 @@ class Driver:
         self.wrapper = list(wrapper)
         self.history = []
 
-    def call(self, *args, timeout=600):
+    def call(self, *args, timeout=600, stdin_text=None):
+        """stdin_text: what the call reads on stdin (the "-" options form; an
+        operator's call by hand, never kubelet's). None: /dev/null."""
         argv = [self.path] + [str(a) for a in args]
-        p = subprocess.run(self.wrapper + argv, stdin=subprocess.DEVNULL, capture_output=True,
+        stdin = subprocess.DEVNULL if stdin_text is None else None
+        p = subprocess.run(self.wrapper + argv, stdin=stdin, input=stdin_text, capture_output=True,
                            env=self.env, timeout=timeout, text=True)
         reply = Reply(argv, p.returncode, p.stdout, p.stderr)
         self.history.append(reply)
@@ -221,3 +224,34 @@ def _rmdir_quiet(path):
         os.rmdir(path)
     except OSError:
         pass
+
+
+def lock_file_name(key):
+    """The lock file of a key, as flexvol/lock.c names it: the key with safe
+    characters kept and the others %XX-escaped, up to 200 bytes; longer keys
+    as "~<sha256 hex>~<escaped tail of at most 80 bytes>"."""
+    import hashlib
+    raw = key.encode() if isinstance(key, str) else key
+
+    def esc(data, at_start):
+        out = []
+        for i, b in enumerate(data):
+            c = chr(b)
+            plain = c.isascii() and (c.isalnum() or c in "-_" or (c == "." and not (at_start and i == 0)))
+            out.append(c if plain else "%%%02X" % b)
+        return "".join(out)
+
+    plain = esc(raw, True)
+    if len(plain) <= 200:
+        return plain + ".lock"
+    start = len(raw)
+    while start > 0 and len(esc(raw[start - 1:], start - 1 == 0)) <= 80:
+        start -= 1
+    return "~%s~%s.lock" % (hashlib.sha256(raw).hexdigest(), esc(raw[start:], start == 0))
+
+
+def lock_path(run_dir, driver, kubelet_path):
+    """The lock file the core takes for a call on kubelet_path (mountdevice,
+    unmountdevice, mount, unmount, expandfs)."""
+    key = "/" + "/".join(c for c in kubelet_path.split("/") if c not in ("", "."))
+    return os.path.join(run_dir, "locks", driver, lock_file_name(key))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cloud_common import each_call_twice
-from kubelet import go_json
+from kubelet import go_json, lock_path
 
 POD_A = {"name": "app-0", "namespace": "default", "uid": "0a0a0a0a-aaaa-4aaa-8aaa-000000000001"}
 POD_B = {"name": "app-1", "namespace": "default", "uid": "0b0b0b0b-bbbb-4bbb-8bbb-000000000002"}
@@ -289,8 +289,8 @@ def test_sigterm_ends_a_waiting_call_with_failure(loop_node):
     g = k.global_path("pv-t")
     os.makedirs(g, 0o750)
     # Hold the volume's lock the way a concurrent call would, so mountdevice waits.
-    lock_dir = os.path.join(node.run_dir, "locks", "loop")
-    with open(os.path.join(lock_dir, "pv-t.lock"), "w") as held:
+    os.makedirs(os.path.join(node.run_dir, "locks", "loop"), exist_ok=True)
+    with open(lock_path(node.run_dir, "loop", g), "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         started = d.start("mountdevice", g, dev, go_json(k.options("pv-t", opts)))
         time.sleep(0.5)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from cloud_common import needs_loop
-from conftest import BUILD, REPO, LoopNode, valgrind_wrapper
+from conftest import BUILD, REPO, LoopNode, cleanup_tree, valgrind_wrapper
 from kubelet import Driver, go_json
 from syslog_capture import Syslog
 
@@ -163,3 +163,70 @@ def test_each_call_logs_one_line_with_outcome_and_duration(tmp_path):
     assert re.search(r"waitforattach\s+-> Failure \(\d+ ms\): .*'\.\./nope'", calls[1]), calls[1]
     # LOG_DAEMON (3 << 3) | LOG_INFO (6) = <30>; failures at LOG_ERR = <27>
     assert calls[0].startswith("<30>") and calls[1].startswith("<27>")
+
+
+# --- options on stdin: "-" for <json> ---
+
+def test_options_on_stdin(tmp_path):
+    needs_loop()
+    node = LoopNode(tmp_path, valgrind_wrapper(tmp_path))
+    try:
+        k, d = node.kubelet, node.driver
+        opts = {"image": "stdin.img", "size": "64Mi"}
+        secret = "0per4tor-s3cret"
+        w = k.wait_for_attach("pv-in", opts)
+        assert k.mount_device("pv-in", opts, w.json["device"]).status == "Success"
+        pod = {"name": "p", "namespace": "default", "uid": "33333333-0000-4000-8000-000000000001"}
+        path = k.pod_dir(pod["uid"], "pv-in")
+        os.makedirs(path)
+        text = go_json(k.options("pv-in", opts, pod=pod, secrets={"token": secret}))
+        r = d.call("mount", path, "-", stdin_text=text)
+        assert r.status == "Success", r
+        assert path in node.mounts()
+        assert d.call("unmount", path).status == "Success"
+        # The same parser and errors, and a size cap.
+        r = d.call("mount", path, "-", stdin_text='{"image": 3}')
+        assert r.status == "Failure" and "option 'image' must be a string" in r.message, r
+        r = d.call("mount", path, "-", stdin_text="")
+        assert r.status == "Failure" and "not valid JSON" in r.message, r
+        r = d.call("mount", path, "-", stdin_text="{" + " " * (1 << 20) + "}")
+        assert r.status == "Failure" and "larger than 1 MiB" in r.message, r
+        r = d.call("mount", path, "-", stdin_text=text[:-1] + "\0}")
+        assert r.status == "Failure", r
+        assert node.mounts().count(path) == 0
+        assert k.unmount_device("pv-in").status == "Success"
+    finally:
+        cleanup_tree(node.tmp)
+
+
+def test_help_tells_of_options_on_stdin(env, tmp_path):
+    h = subprocess.run([os.path.join(BUILD, "loop"), "--help"], capture_output=True, text=True)
+    assert '"-"' in h.stdout and "stdin" in h.stdout
+
+
+# --- UTF-8: a message cut inside a character still reaches kubelet ---
+
+@pytest.mark.parametrize("char", ["\u00e9", "\u20ac", "\U0001f600"])
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_a_message_cut_inside_a_character_still_reaches_the_reply(env, tmp_path, char, shift):
+    """The 1024-byte message buffer: jansson refused the cut string and
+    kubelet's event read "reason:" with nothing after it."""
+    rel = "x" * shift + char * 700
+    r = driver("loop", env, tmp_path).call("unmount", rel)
+    assert r.status == "Failure" and r.message.startswith("path 'x" if shift else "path '" + char), r.stdout[:200]
+    assert len(r.message.encode()) > 900
+
+
+def test_a_precision_cut_inside_a_character_still_reaches_the_reply(env, tmp_path):
+    """'%.256s' in a provider's message cuts a 3-byte character."""
+    with open(os.path.join(env["FLEXVOL_CONFIG_DIR"], "hostpath.conf"), "w") as f:
+        f.write("[hostpath]\nallowed-roots = /srv\n")
+    d = driver("hostpath", env, tmp_path)
+    path = "/var/lib/kubelet/pods/u/volumes/flexvol~hostpath/v"
+    r = d.call("mount", path, go_json({"path": "\u20ac" * 200}))
+    assert r.status == "Failure" and "must be an absolute path" in r.message, r
+
+
+def test_bytes_that_are_not_utf8_still_reach_the_reply(env, tmp_path):
+    r = driver("loop", env, tmp_path).call("unmount", "relative-\udcff-dir")  # the byte 0xff in argv
+    assert r.status == "Failure" and "relative-\ufffd-dir" in r.message, r

@@ -90,6 +90,10 @@ static void test_secrets(void)
 	char msg[] = "failed for pa,ss$word with cGEsc3Mkd29yZA== and admin";
 	fv_opts_redact(o, msg);
 	CHECK_STR(msg, "failed for *** with *** and ***", "redaction masks raw and base64 values");
+	char *masked = fv_opts_dump_masked(o);
+	CHECK_STR(masked, "{\"kubernetes.io/secret/password\":\"***\",\"kubernetes.io/secret/user\":\"***\"}",
+		  "the masked dump (what our argv shows) has every secret value masked, in order");
+	free(masked);
 	fv_opts_free(o);
 
 	o = parse("{\"kubernetes.io/secret/k\":\"not base64!\"}", &e);
