@@ -18,6 +18,14 @@ static bool has_control_chars(const char *s)
 	return false;
 }
 
+static bool has_control_chars_n(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
 /* ---- server and share ---- */
 
 static bool is_hostname(const char *s)
@@ -63,8 +71,10 @@ int fv_nfs_check_server(const char *server, struct fv_err *err)
 	struct in_addr a4;
 	if (inet_pton(AF_INET, server, &a4) == 1)
 		return 0;
-	/* All digits and dots but not an address: 10.0.0 or 300.1.1.1. */
-	if (strspn(server, "0123456789.") == len)
+	/* All digits and dots but not an address: 10.0.0 or 300.1.1.1. Nor a
+	 * name the resolver would read as an address (0x7f000001, 0177.1):
+	 * allowed-servers matches addresses only in their dotted form. */
+	if (strspn(server, "0123456789.") == len || inet_aton(server, &a4))
 		goto bad;
 	if (is_hostname(server))
 		return 0;
@@ -72,6 +82,118 @@ bad:
 	return fv_err_msg(err, EINVAL,
 			  "option 'server' '%.256s' is not a host name, an IPv4 address or a bracketed IPv6 address",
 			  has_control_chars(server) ? "(control characters)" : server);
+}
+
+/* ---- the node's allow-list of servers ---- */
+
+struct server_addr {
+	int family;                /* AF_INET, AF_INET6, or 0 for a host name */
+	unsigned char bytes[16];
+	unsigned int prefix;       /* CIDR prefix length; the full length for one address */
+	char name[256];            /* a host name, lower case, without a trailing dot */
+};
+
+static int parse_addr(const char *s, size_t len, struct server_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+		s++;
+		len -= 2;
+		if (len >= sizeof(buf))
+			return -1;
+		memcpy(buf, s, len);
+		buf[len] = '\0';
+		a->family = AF_INET6;
+		a->prefix = 128;
+		return inet_pton(AF_INET6, buf, a->bytes) == 1 ? 0 : -1;
+	}
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, a->bytes) == 1) {
+		a->family = AF_INET;
+		a->prefix = 32;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, buf, a->bytes) == 1) {
+		a->family = AF_INET6;
+		a->prefix = 128;
+		return 0;
+	}
+	return -1;
+}
+
+/* One entry: "*", a host name, an address (IPv6 with or without brackets)
+ * or address/prefix. */
+static int parse_entry(const char *s, size_t len, struct server_addr *a)
+{
+	*a = (struct server_addr){0};
+	const char *slash = memchr(s, '/', len);
+	if (slash) {
+		size_t plen = len - (size_t)(slash - s) - 1;
+		if (parse_addr(s, (size_t)(slash - s), a) < 0 || !plen || plen > 3 || strspn(slash + 1, "0123456789") < plen)
+			return -1;
+		unsigned int p = 0;
+		for (size_t i = 0; i < plen; i++)
+			p = p * 10 + (unsigned int)(slash[1 + i] - '0');
+		if (p > a->prefix)
+			return -1;
+		a->prefix = p;
+		return 0;
+	}
+	if (parse_addr(s, len, a) == 0)
+		return 0;
+	if (len >= sizeof(a->name))
+		return -1;
+	memcpy(a->name, s, len);
+	a->name[len] = '\0';
+	struct in_addr a4;
+	if (strspn(a->name, "0123456789.") == len || inet_aton(a->name, &a4) || !is_hostname(a->name))
+		return -1;
+	if (a->name[len - 1] == '.')
+		a->name[len - 1] = '\0';
+	for (char *c = a->name; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	return 0;
+}
+
+static bool entry_matches(const struct server_addr *entry, const struct server_addr *server)
+{
+	if (!entry->family)
+		return !server->family && !strcmp(entry->name, server->name);
+	if (entry->family != server->family)
+		return false;
+	unsigned int full = entry->prefix / 8, rest = entry->prefix % 8;
+	if (memcmp(entry->bytes, server->bytes, full))
+		return false;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return !rest || (entry->bytes[full] & mask) == (server->bytes[full] & mask);
+}
+
+int fv_nfs_server_allowed(const char *server, const char *list, struct fv_err *err)
+{
+	static const char sep[] = ", \t";
+	struct server_addr srv;
+	if (parse_entry(server, strlen(server), &srv) < 0)
+		return fv_err_msg(err, EINVAL, "server '%.256s' is not a host name or an address", server);
+	bool allowed = false;
+	/* Every entry is checked, so a typo is reported whichever server is asked for. */
+	for (const char *p = list + strspn(list, sep); *p; p += strspn(p, sep)) {
+		size_t len = strcspn(p, sep);
+		struct server_addr entry;
+		if (len == 1 && *p == '*')
+			allowed = true;
+		else if (has_control_chars_n(p, len) || parse_entry(p, len, &entry) < 0)
+			return fv_err_msg(err, EINVAL,
+					  "entry '%.*s' is not a host name, an address, an address/prefix or '*'",
+					  (int)(len > 256 ? 256 : len), has_control_chars_n(p, len) ? "(control characters)" : p);
+		else if (entry_matches(&entry, &srv))
+			allowed = true;
+		p += len;
+	}
+	return allowed;
 }
 
 int fv_nfs_check_share(const char *share, char *buf, size_t size, struct fv_err *err)
@@ -160,6 +282,35 @@ int fv_nfs_expand_subdir(const char *tmpl, const struct fv_opts *o, char *buf, s
 	if (has_control_chars(buf))
 		return fv_err_msg(err, EINVAL, "option 'subDir' must not contain control characters");
 	return fv_path_check_relative(buf, "option 'subDir'", err);
+}
+
+size_t fv_nfs_per_pod_depth(const char *tmpl)
+{
+	size_t depth = 0;
+	for (const char *c = tmpl; *c;) {
+		size_t n = strcspn(c, "/");
+		depth++;
+		for (const char *v = c; v < c + n; v++)
+			if ((v + 10 <= c + n && !strncmp(v, "${pod.uid}", 10)) ||
+			    (v + 11 <= c + n && !strncmp(v, "${pod.name}", 11)))
+				return depth;
+		c += n;
+		if (*c == '/')
+			c++;
+	}
+	return 0;
+}
+
+int fv_nfs_parse_id(const char *s, const char *what, unsigned int *id, struct fv_err *err)
+{
+	size_t n = strlen(s);
+	if (!n || n > 10 || strspn(s, "0123456789") != n)
+		return fv_err_msg(err, EINVAL, "%s must be a number (a numeric id), not '%.32s'", what, s);
+	unsigned long v = strtoul(s, NULL, 10);
+	if (v > 4294967294UL)
+		return fv_err_msg(err, EINVAL, "%s '%s' is out of range (0 to 4294967294)", what, s);
+	*id = (unsigned int)v;
+	return 0;
 }
 
 /* ---- mount options ---- */

@@ -11,6 +11,16 @@
  * ("[fd00::1]"), as mount.nfs takes it in "<server>:<path>". */
 int fv_nfs_check_server(const char *server, struct fv_err *err);
 
+/* Whether server (accepted by fv_nfs_check_server) is named by list, the
+ * node's allow-list: entries separated by commas or blanks, each "*" (any
+ * server), a host name, an IPv4 or IPv6 address (IPv6 with or without
+ * brackets) or address/prefix. A host name entry matches that name only
+ * (case-insensitively, a trailing dot ignored); an address or prefix matches
+ * only a server written as an address. Nothing is resolved: the answer never
+ * depends on DNS. Returns 1 allowed, 0 not, <0 with err for a malformed
+ * entry (reported whichever server is asked for). */
+int fv_nfs_server_allowed(const char *server, const char *list, struct fv_err *err);
+
 /* An absolute export path: no ".", ".." or empty components, no control
  * characters. A trailing "/" (other than the root itself) is dropped into
  * buf. */
@@ -32,6 +42,16 @@ int fv_nfs_mount_options(const char *user, bool readonly, char **out, struct fv_
 /* "<server>:<share>[/<subdir>]", the source mount.nfs and the mount table use. */
 int fv_nfs_source(const char *server, const char *share, const char *subdir, char *buf, size_t size,
 		  struct fv_err *err);
+
+/* How many leading components of a subDir template make the per-pod
+ * directory: up to and including the first one that uses ${pod.uid} or
+ * ${pod.name}. 0 when the template uses neither (a shared directory). Each
+ * variable expands to one component, so the count holds for the expansion. */
+size_t fv_nfs_per_pod_depth(const char *tmpl);
+
+/* A user or group id in decimal, 0 to 4294967294 (-1 means "unchanged" to
+ * chown and is refused). */
+int fv_nfs_parse_id(const char *s, const char *what, unsigned int *id, struct fv_err *err);
 
 /* An octal directory mode up to 03777 (setgid and sticky allowed, setuid
  * means nothing for a directory and is refused). */

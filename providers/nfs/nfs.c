@@ -8,7 +8,12 @@
  * namespace of a child process (so that mount vanishes with the child, even
  * if it is killed) and the subdirectory is walked there without following
  * symlinks, created when asked; then server:share/subDir is mounted straight
- * onto the pod dir, and its root is checked to be the directory walked. */
+ * onto the pod dir, and its root is checked to be the directory walked.
+ *
+ * Pod authors choose every option: the server must be in the node's
+ * allowed-servers, and mountTimeout (which the pod dir's lock is held for)
+ * is capped by max-mount-timeout. A per-pod directory the walk created is
+ * recorded in the run dir so that unmount can apply subDirOnUnmount. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libmount.h>
@@ -32,9 +37,14 @@
 #include "mounttab.h"
 #include "nfsopts.h"
 #include "path.h"
+#include "podsubdir.h"
 #include "run.h"
 
+/* kubelet gives up waiting for a pod's volumes after 2 min 3 s
+ * (podAttachAndMountTimeout) and retries the pod: a mount that waits longer
+ * only holds the pod dir's lock for a pod that already failed once. */
 #define DEFAULT_MOUNT_TIMEOUT_S 120
+#define DEFAULT_MAX_MOUNT_TIMEOUT_S 120
 #define MAX_MOUNT_TIMEOUT_S 3600
 #define DEFAULT_UNMOUNT_TIMEOUT_S 30
 #define DEFAULT_SUBDIR_MODE 0775
@@ -96,16 +106,40 @@ struct nfs_volume {
 	char subdir[PATH_MAX];     /* expanded; "" for none */
 	bool create;
 	unsigned int subdir_mode;
+	long subdir_uid, subdir_gid;  /* -1: unchanged */
+	enum podsubdir_policy on_unmount;
+	size_t per_pod_depth;      /* components of subdir making the per-pod directory; 0: none */
+	const char *mount_options; /* as the volume gave them; NULL for none */
 	long timeout_ms;
 	bool readonly;
 	char source[2 * PATH_MAX]; /* server:share[/subdir] */
 	char root_source[2 * PATH_MAX];
 };
 
-static const char *const known_options[] = {"server", "share", "subDir", "createSubDir", "subDirMode",
+static const char *const known_options[] = {"server",		"share",      "subDir",	      "createSubDir",
+					    "subDirMode",	"subDirUid",  "subDirGid",    "subDirOnUnmount",
 					    "mountOptions", "mountTimeout", NULL};
 
-static int parse_volume(const struct fv_opts *o, struct nfs_volume *v, struct fv_err *err)
+static int parse_owner(const struct fv_opts *o, const char *key, bool create, long *id, struct fv_err *err)
+{
+	const char *s = fv_opts_get(o, key);
+	unsigned int n;
+	char what[32];
+	*id = -1;
+	if (!s || !*s)
+		return 0;
+	snprintf(what, sizeof(what), "option '%s'", key);
+	if (fv_nfs_parse_id(s, what, &n, err) < 0)
+		return err->code;
+	if (!create)
+		return fv_err_msg(err, EINVAL, "option '%s' needs createSubDir \"true\" (it sets the owner of created directories)",
+				  key);
+	*id = n;
+	return 0;
+}
+
+/* max_s: [nfs] max-mount-timeout, the longest mountTimeout a volume may ask for. */
+static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *v, struct fv_err *err)
 {
 	if (fv_opts_check_known(o, known_options, err) < 0)
 		return err->code;
@@ -130,21 +164,69 @@ static int parse_volume(const struct fv_opts *o, struct nfs_volume *v, struct fv
 	v->subdir_mode = DEFAULT_SUBDIR_MODE;
 	if (mode && *mode && fv_parse_dir_mode(mode, "option 'subDirMode'", &v->subdir_mode, err) < 0)
 		return err->code;
+	if (parse_owner(o, "subDirUid", v->create, &v->subdir_uid, err) < 0 ||
+	    parse_owner(o, "subDirGid", v->create, &v->subdir_gid, err) < 0 ||
+	    podsubdir_parse_policy(fv_opts_get(o, "subDirOnUnmount"), &v->on_unmount, err) < 0)
+		return err->code;
+	v->per_pod_depth = 0;
+	if (v->on_unmount != PODSUBDIR_RETAIN) {
+		/* Only what belongs to one pod: never a directory other pods share. */
+		if (!v->create)
+			return fv_err_msg(err, EINVAL,
+					  "option 'subDirOnUnmount' needs createSubDir \"true\" (it applies to directories "
+					  "the driver created)");
+		v->per_pod_depth = fv_nfs_per_pod_depth(sub);
+		if (!v->per_pod_depth)
+			return fv_err_msg(err, EINVAL,
+					  "option 'subDirOnUnmount' %s applies only to a per-pod subDir, one whose template "
+					  "uses ${pod.uid} or ${pod.name}; '%.256s' may be shared",
+					  podsubdir_policy_name(v->on_unmount), sub);
+	}
+	v->mount_options = fv_opts_get(o, "mountOptions");
 	const char *t = fv_opts_get(o, "mountTimeout");
-	long secs = DEFAULT_MOUNT_TIMEOUT_S;
+	long secs = DEFAULT_MOUNT_TIMEOUT_S < max_s ? DEFAULT_MOUNT_TIMEOUT_S : max_s;
 	if (t && *t) {
 		char *end;
 		errno = 0;
 		secs = strtol(t, &end, 10);
-		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1 || secs > MAX_MOUNT_TIMEOUT_S)
-			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %d, not '%.32s'",
-					  MAX_MOUNT_TIMEOUT_S, t);
+		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1)
+			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %ld, not '%.32s'",
+					  max_s, t);
+		/* The mount holds the pod dir's lock that long: the node decides the cap. */
+		if (secs > max_s)
+			return fv_err_msg(err, EINVAL,
+					  "option 'mountTimeout' %ld is above this node's limit of %ld s ([nfs] "
+					  "max-mount-timeout)",
+					  secs, max_s);
 	}
 	v->timeout_ms = secs * 1000;
 	v->readonly = fv_opts_readonly(o);
 	if (fv_nfs_source(v->server, v->share, v->subdir, v->source, sizeof(v->source), err) < 0 ||
 	    fv_nfs_source(v->server, v->share, NULL, v->root_source, sizeof(v->root_source), err) < 0)
 		return err->code;
+	return 0;
+}
+
+/* The node's [nfs] allowed-servers names the server, or the mount is refused:
+ * inline volumes let any pod author pick a server, and the node's kernel
+ * then talks to it (and trusts what it serves) from inside the cluster. */
+static int check_server_allowed(const struct fv_ctx *ctx, const struct nfs_volume *v, struct fv_err *err)
+{
+	const char *conf = fv_config_path(ctx->config);
+	const char *list = fv_config_get(ctx->config, "nfs", "allowed-servers", NULL);
+	if (!list || !list[strspn(list, ", \t")])
+		return fv_err_msg(err, EACCES,
+				  "NFS volumes are disabled on this node: no server is allowed. To allow some, set "
+				  "'allowed-servers = nfs.example.com, 10.0.0.0/24' in section [nfs] of %s",
+				  conf);
+	int r = fv_nfs_server_allowed(v->server, list, err);
+	if (r < 0)
+		return fv_err_prefix(err, "%s: [nfs] allowed-servers", conf);
+	if (!r)
+		return fv_err_msg(err, EACCES,
+				  "NFS server '%s' is not among the allowed servers of this node ([nfs] allowed-servers = "
+				  "%.400s in %s); names are matched as written, never resolved",
+				  v->server, list, conf);
 	return 0;
 }
 
@@ -169,8 +251,16 @@ struct prepare_args {
 };
 
 struct prepare_out {
+	unsigned long long ino;            /* of subDir */
+	bool created;                      /* some component was created */
+	unsigned long long per_pod_ino;
+	bool per_pod_created;
+};
+
+struct cleanup_args {
+	struct prepare_args prep;
+	enum podsubdir_policy policy;
 	unsigned long long ino;
-	bool created;
 };
 
 /* One component, never through a symlink. Not O_PATH: a plain open
@@ -201,13 +291,11 @@ static int walk_error(const struct nfs_volume *v, const char *prefix, int e, str
 	return fv_err_set(err, e, "subDir '%s': cannot open '%s'", v->subdir, prefix);
 }
 
-/* Runs in the child: private namespace, export root mounted there, subDir
- * resolved one component at a time, never through a symlink. */
-static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
+/* In the child: a private mount namespace with the export root mounted in
+ * it, noexec,nosuid,nodev; returns a descriptor of that root. */
+static int enter_export(const struct prepare_args *a, struct fv_err *err)
 {
-	const struct prepare_args *a = arg;
 	const struct nfs_volume *v = a->vol;
-	struct prepare_out *out = outp;
 	if (unshare(CLONE_NEWNS) < 0)
 		return fv_err_set(err, errno, "cannot create a private mount namespace");
 	/* Nothing mounted here may propagate back to the node. */
@@ -219,11 +307,23 @@ static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
 	const char *argv[] = {a->conf->mount_nfs, v->root_source, a->conf->helper_dir, "-n", "-o", a->options, NULL};
 	if (fv_run(argv, left, NULL, err) < 0)
 		return server_error(err, v, v->root_source);
-	_cleanup_close_ int cur = open(a->conf->helper_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int root = open(a->conf->helper_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return fv_err_set(err, errno, "cannot open the export root of %s", v->root_source);
+	return root;
+}
+
+/* Walks the first ncomp components of v->subdir from root, one at a time,
+ * never through a symlink, creating missing ones when v->create (with the
+ * volume's mode and owner); returns the last directory reached. */
+static int walk(int root, const struct nfs_volume *v, size_t ncomp, struct prepare_out *out, struct fv_err *err)
+{
+	_cleanup_close_ int cur = fcntl(root, F_DUPFD_CLOEXEC, 0);
 	if (cur < 0)
 		return fv_err_set(err, errno, "cannot open the export root of %s", v->root_source);
 	char prefix[PATH_MAX] = "";
-	for (const char *c = v->subdir; *c;) {
+	size_t depth = 0;
+	for (const char *c = v->subdir; *c && depth < ncomp;) {
 		size_t n = strcspn(c, "/");
 		char name[NAME_MAX + 1];
 		if (n > NAME_MAX)
@@ -234,6 +334,8 @@ static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
 		c += n;
 		if (*c == '/')
 			c++;
+		depth++;
+		bool made = false;
 		int next = open_no_symlinks(cur, name);
 		if (next < 0 && errno == ENOENT && v->create) {
 			mode_t old = umask(0);
@@ -242,21 +344,98 @@ static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
 			umask(old);
 			if (r < 0 && e != EEXIST)
 				return fv_err_set(err, e, "cannot create '%s' in %s", prefix, v->root_source);
-			if (r == 0) {
-				out->created = true;
-				fv_log(LOG_NOTICE, "created %s/%s (mode %04o)", v->root_source, prefix, v->subdir_mode);
-			}
+			made = r == 0;
 			next = open_no_symlinks(cur, name);
 		}
 		if (next < 0)
 			return walk_error(v, prefix, errno, err);
 		close(cur);
 		cur = next;
+		if (made) {
+			/* On the descriptor of the directory just made, never a path.
+			 * chown may drop mode bits: the mode is set again after it. */
+			if ((v->subdir_uid >= 0 || v->subdir_gid >= 0) &&
+			    (fchown(cur, (uid_t)v->subdir_uid, (gid_t)v->subdir_gid) < 0 ||
+			     fchmod(cur, v->subdir_mode) < 0))
+				return fv_err_set(err, errno, "cannot set the owner of '%s' in %s to %ld:%ld", prefix,
+						  v->root_source, v->subdir_uid, v->subdir_gid);
+			out->created = true;
+			fv_log(LOG_NOTICE, "created %s/%s (mode %04o, owner %ld:%ld)", v->root_source, prefix,
+			       v->subdir_mode, v->subdir_uid, v->subdir_gid);
+		}
+		if (depth == v->per_pod_depth) {
+			struct stat st;
+			if (fstat(cur, &st) < 0)
+				return fv_err_set(err, errno, "cannot inspect '%s'", prefix);
+			out->per_pod_ino = st.st_ino;
+			out->per_pod_created = made;
+		}
 	}
+	return fv_steal_fd(&cur);
+}
+
+/* Runs in the child: export root mounted in a private namespace, subDir
+ * resolved (and created) there. */
+static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
+{
+	const struct prepare_args *a = arg;
+	struct prepare_out *out = outp;
+	_cleanup_close_ int root = enter_export(a, err);
+	if (root < 0)
+		return root;
+	_cleanup_close_ int cur = walk(root, a->vol, SIZE_MAX, out, err);
+	if (cur < 0)
+		return cur;
 	struct stat st;
 	if (fstat(cur, &st) < 0)
-		return fv_err_set(err, errno, "cannot inspect subDir '%s'", v->subdir);
+		return fv_err_set(err, errno, "cannot inspect subDir '%s'", a->vol->subdir);
 	out->ino = st.st_ino;
+	return 0;
+}
+
+/* Runs in the child at unmount: the per-pod directory the record names is
+ * removed or archived, if it is still the directory that was created. */
+static int cleanup_subdir(void *arg, void *outp, struct fv_err *err)
+{
+	(void)outp;
+	const struct cleanup_args *ca = arg;
+	const struct nfs_volume *v = ca->prep.vol;
+	_cleanup_close_ int root = enter_export(&ca->prep, err);
+	if (root < 0)
+		return root;
+	const char *slash = strrchr(v->subdir, '/');
+	const char *name = slash ? slash + 1 : v->subdir;
+	size_t depth = 1;
+	for (const char *c = v->subdir; *c; c++)
+		depth += *c == '/';
+	struct prepare_out ignored = {0};
+	_cleanup_close_ int parent = walk(root, v, depth - 1, &ignored, err);
+	if (parent < 0)
+		return parent;
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV};
+	_cleanup_close_ int dir = (int)syscall(SYS_openat2, parent, name, &how, sizeof(how));
+	struct stat st;
+	if (dir < 0)
+		return errno == ENOENT ? 0 : walk_error(v, v->subdir, errno, err);
+	if (fstat(dir, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect '%s'", v->subdir);
+	if (st.st_ino != ca->ino)
+		return fv_err_msg(err, ESTALE, "'%s' is no longer the directory created at mount; left alone", v->subdir);
+	if (ca->policy == PODSUBDIR_ARCHIVE) {
+		char archived[NAME_MAX + 1];
+		if (podsubdir_archive_name(name, time(NULL), archived, sizeof(archived), err) < 0)
+			return err->code;
+		if (renameat(parent, name, parent, archived) < 0)
+			return fv_err_set(err, errno, "cannot rename '%s' to '%s'", v->subdir, archived);
+		fv_log(LOG_NOTICE, "archived %s/%s as %s", v->root_source, v->subdir, archived);
+		return 0;
+	}
+	if (podsubdir_empty_tree(dir, st.st_dev, err) < 0)
+		return fv_err_prefix(err, "emptying '%s'", v->subdir);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return fv_err_set(err, errno, "cannot remove '%s'", v->subdir);
+	fv_log(LOG_NOTICE, "deleted %s/%s", v->root_source, v->subdir);
 	return 0;
 }
 
@@ -329,12 +508,94 @@ static int already_mounted(const char *dir, const struct nfs_volume *v, struct f
 	return 1;
 }
 
+/* The per-pod directory this mount created, for unmount to find
+ * (subDirOnUnmount). Written before mount.nfs runs: if the mount then fails,
+ * kubelet's retry finds the directory there (not created again) and the
+ * record already written. */
+static void remember_subdir(const struct fv_ctx *ctx, const char *pod_dir, const struct nfs_volume *v,
+			    unsigned long long ino)
+{
+	struct podsubdir_record r = {.policy = v->on_unmount, .ino = ino};
+	char path[PATH_MAX];
+	struct fv_err err = {0};
+	const char *c = v->subdir;
+	for (size_t depth = 0; *c && depth < v->per_pod_depth; depth++) {
+		c += strcspn(c, "/");
+		if (depth + 1 < v->per_pod_depth && *c == '/')
+			c++;
+	}
+	snprintf(r.server, sizeof(r.server), "%s", v->server);
+	snprintf(r.share, sizeof(r.share), "%s", v->share);
+	snprintf(r.dir, sizeof(r.dir), "%.*s", (int)(c - v->subdir), v->subdir);
+	snprintf(r.mount_options, sizeof(r.mount_options), "%s", v->mount_options ? v->mount_options : "");
+	if (podsubdir_record_path(ctx->run_dir, pod_dir, path, sizeof(path), &err) < 0 ||
+	    podsubdir_record_write(path, &r, &err) < 0)
+		fv_log(LOG_ERR, "%s: %s; subDirOnUnmount=%s will not apply to %s", pod_dir, err.msg,
+		       podsubdir_policy_name(v->on_unmount), r.dir);
+}
+
+/* Applies a record's subDirOnUnmount in a bounded child. The record is the
+ * run dir's own, but every value in it is checked again as at mount, the
+ * server against today's allowed-servers. */
+static int apply_record(const struct fv_ctx *ctx, const struct podsubdir_record *r, struct fv_err *err)
+{
+	const struct nfs_conf *c = ctx->data;
+	struct nfs_volume v = {.server = r->server, .timeout_ms = c->unmount_timeout_ms, .subdir_uid = -1,
+			       .subdir_gid = -1};
+	if (fv_nfs_check_server(r->server, err) < 0 || fv_nfs_check_share(r->share, v.share, sizeof(v.share), err) < 0 ||
+	    fv_path_check_relative(r->dir, "the recorded subDir", err) < 0 || check_server_allowed(ctx, &v, err) < 0)
+		return err->code;
+	snprintf(v.subdir, sizeof(v.subdir), "%s", r->dir);
+	_cleanup_free_ char *options = NULL;
+	if (fv_nfs_source(v.server, v.share, NULL, v.root_source, sizeof(v.root_source), err) < 0 ||
+	    fv_nfs_mount_options(r->mount_options, false, &options, err) < 0)
+		return err->code;
+	if (mnt_optstr_append_option(&options, "noexec", NULL))
+		return fv_err_set(err, ENOMEM, "building mount options");
+	if (!c->have_mount_nfs) {
+		*err = c->no_mount_nfs;
+		return err->code;
+	}
+	if (fv_mkdir_p(c->helper_dir, 0700, err) < 0)
+		return err->code;
+	struct cleanup_args a = {
+		.prep = {.conf = c, .vol = &v, .options = options, .deadline = fv_now_ms() + v.timeout_ms},
+		.policy = r->policy,
+		.ino = r->ino,
+	};
+	return fv_fork_run("subDirOnUnmount", cleanup_subdir, &a, NULL, 0, v.timeout_ms, err);
+}
+
+/* After the pod dir is unmounted: the per-pod directory its mount created
+ * is retained, deleted or archived, once. A failure leaves the directory on
+ * the server (logged): the pod's teardown never waits on it. */
+static void forget_subdir(const struct fv_ctx *ctx, const char *pod_dir)
+{
+	char path[PATH_MAX];
+	struct podsubdir_record r;
+	struct fv_err err = {0};
+	if (podsubdir_record_path(ctx->run_dir, pod_dir, path, sizeof(path), &err) < 0)
+		return;
+	int found = podsubdir_record_read(path, &r, &err);
+	if (found < 0)
+		fv_log(LOG_WARNING, "%s: %s", pod_dir, err.msg);
+	else if (found && r.policy != PODSUBDIR_RETAIN && apply_record(ctx, &r, &err) < 0)
+		fv_log(LOG_WARNING, "%s: subDirOnUnmount=%s of %s:%s/%s not done, the directory stays: %s", pod_dir,
+		       podsubdir_policy_name(r.policy), r.server, r.share, r.dir, err.msg);
+	if (found)
+		podsubdir_record_remove(ctx->run_dir, path);
+}
+
 static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	(void)res;
 	struct nfs_conf *c = ctx->data;
 	struct nfs_volume v;
-	if (parse_volume(call->opts, &v, err) < 0)
+	long max_s;
+	if (fv_config_get_long(ctx->config, "nfs", "max-mount-timeout", DEFAULT_MAX_MOUNT_TIMEOUT_S, 1,
+			       MAX_MOUNT_TIMEOUT_S, &max_s, err) < 0)
+		return err->code;
+	if (parse_volume(call->opts, max_s, &v, err) < 0 || check_server_allowed(ctx, &v, err) < 0)
 		return err->code;
 	_cleanup_free_ char *options = NULL;
 	if (fv_nfs_mount_options(fv_opts_get(call->opts, "mountOptions"), v.readonly, &options, err) < 0)
@@ -368,6 +629,8 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 				return server_error(err, &v, v.root_source);
 			return err->code;
 		}
+		if (prep.per_pod_created)
+			remember_subdir(ctx, call->dir, &v, prep.per_pod_ino);
 	}
 
 	long left = (long)(deadline - fv_now_ms());
@@ -412,11 +675,12 @@ static int nfs_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv
 	struct fv_mount_entry me;
 	/* Read the mount table instead of asking the (maybe dead) mount itself. */
 	int m = fv_mounttab_find(call->dir, &me, err);
-	if (m < 0)
-		return err->code == -ENOENT ? 0 : m;
-	if (!m)
-		return 0;
-	return bounded_unmount(call->dir, c->unmount_timeout_ms, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	if (m > 0 && bounded_unmount(call->dir, c->unmount_timeout_ms, err) < 0)
+		return err->code;
+	forget_subdir(ctx, call->dir);
+	return 0;
 }
 
 static const struct fv_provider nfs_provider = {
@@ -430,13 +694,27 @@ static const struct fv_provider nfs_provider = {
 		"                ${serviceAccount.name}; symlinks on the server are never followed\n"
 		"  createSubDir  true or false (default); create missing subDir directories\n"
 		"  subDirMode    octal mode of created directories (default 0775)\n"
+		"  subDirUid, subDirGid  numeric owner and group of created directories\n"
+		"                (default: as the server creates them); need createSubDir\n"
+		"  subDirOnUnmount  retain (default), delete or archive: what unmount does with\n"
+		"                the per-pod directory (up to the first component using\n"
+		"                ${pod.uid} or ${pod.name}) when this mount created it; delete\n"
+		"                never follows a symlink nor crosses a mount, archive renames\n"
+		"                it archived-<name>-<UTC time>\n"
 		"  mountOptions  comma-separated NFS options (nfs(5)), each checked with its value,\n"
 		"                e.g. vers=4.1,hard,timeo=600; ro/rw come from readOnly, and the\n"
 		"                driver always adds nosuid,nodev\n"
-		"  mountTimeout  seconds the whole mount may take (default 120); then mount.nfs is\n"
-		"                killed and the call fails naming the server\n"
+		"  mountTimeout  seconds the whole mount may take (default 120, at most\n"
+		"                max-mount-timeout); then mount.nfs is killed and the call fails\n"
+		"                naming the server\n"
 		"  readOnly      (the volume's readOnly flag) mounts read-only\n"
 		"Configuration ([nfs] in nfs.conf):\n"
+		"  allowed-servers = nfs1.example.com, 10.0.0.0/24, fd00::/64\n"
+		"                           servers volumes may name (host names matched as\n"
+		"                           written, never resolved; addresses and prefixes match\n"
+		"                           servers written as addresses; * allows any); with\n"
+		"                           none set, every mount is refused\n"
+		"  max-mount-timeout = 120  the largest mountTimeout a volume may ask for (1-3600)\n"
 		"  fsgroup = false          true lets kubelet chown the volume to the pod's fsGroup\n"
 		"  unmount-timeout = 30     seconds an unmount may take before a lazy detach\n"
 		"Needs mount.nfs on the node (package nfs-common).\n"

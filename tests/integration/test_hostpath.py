@@ -379,3 +379,68 @@ def test_help_lists_options_and_config(node):
     out = subprocess.run([driver_path("hostpath"), "--help"], capture_output=True, text=True).stdout
     for word in ("path", "type", "DirectoryOrCreate", "mode", "allowed-roots", "[hostpath]"):
         assert word in out
+
+
+# ---- nosuid,nodev on every bind (issue 11 #1) ----------------------------
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def run_as_nobody(path):
+    """Runs the program at path as nobody. The file is opened here, as root,
+    through path (so through the pod's bind), and executed as
+    /proc/self/fd/N: nobody needs no search permission on pytest's 0700 tmp
+    dirs, and the exec still goes through the mount path was opened on."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return subprocess.run(NOBODY + ["/proc/self/fd/%d" % fd], pass_fds=(fd,), capture_output=True,
+                              text=True, timeout=30)
+    finally:
+        os.close(fd)
+
+
+def mount_flags(path):
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path:
+                return fields[5].split(",")
+    return None
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_bind_is_nosuid_nodev(node, read_only):
+    """A root pod (or anyone who can write beneath an allowed root) plants a
+    setuid-root program and a 0666 device node in the host directory: through
+    the pod's bind, neither gives anything. Read-only binds are made by a
+    remount, which must keep the flags too."""
+    planted = node.p("data", "id")
+    with open("/usr/bin/id", "rb") as src, open(planted, "wb") as dst:
+        dst.write(src.read())
+    os.chown(planted, 0, 0)
+    os.chmod(planted, 0o4755)
+    devnode = node.p("data", "null")
+    os.mknod(devnode, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(devnode, 0o666)
+    # Controls: where they were planted, both work, so the test can fail.
+    direct = run_as_nobody(planted)
+    if "euid=0" not in direct.stdout:
+        pytest.skip("setuid does not work on the file system holding the tmp dir: %r" % direct.stdout)
+    try:
+        os.close(os.open(devnode, os.O_WRONLY))
+    except OSError as e:
+        pytest.skip("device nodes do not work on the file system holding the tmp dir: %s" % e)
+
+    assert up(node, POD_A, {"path": node.p("data")}, read_only=read_only).status == "Success"
+    pod_dir = node.kubelet.pod_dir(POD_A["uid"], "vol")
+    flags = mount_flags(pod_dir)
+    assert flags is not None and "nosuid" in flags and "nodev" in flags, flags
+    assert ("ro" if read_only else "rw") in flags, flags
+    got = run_as_nobody(os.path.join(pod_dir, "id"))
+    assert got.returncode == 0 and "uid=65534" in got.stdout, got
+    assert "euid=0" not in got.stdout, "the setuid-root file gave euid 0 through the bind: %s" % got.stdout
+    with pytest.raises(OSError) as e:
+        os.close(os.open(os.path.join(pod_dir, "null"), os.O_WRONLY))
+    assert e.value.errno == errno.EACCES, e.value
+    assert down(node, POD_A).status == "Success"
+    assert node.mounts() == []

@@ -63,6 +63,18 @@ static void source(const char *srv, const char *sh, const char *sub, const char 
 	CHECK(r == 0 && !strcmp(buf, want), "source %s + %s + %s = %s", srv, sh, sub ? sub : "(none)", r ? e.msg : buf);
 }
 
+/* want: 1 allowed, 0 not, -1 the list is refused (why in the message). */
+static void allowed(const char *srv, const char *list, int want, const char *why)
+{
+	struct fv_err e = {0};
+	int r = fv_nfs_server_allowed(srv, list, &e);
+	if (want < 0)
+		CHECK(r < 0 && strstr(e.msg, why), "allowed-servers '%s' refused: %s", list, e.msg);
+	else
+		CHECK(r == want, "server '%s' %s by '%s'%s%s", srv, want ? "allowed" : "not allowed", list,
+		      r < 0 ? ": " : "", r < 0 ? e.msg : "");
+}
+
 static void mode(const char *s, int want)
 {
 	unsigned int m = 0;
@@ -94,6 +106,11 @@ int main(void)
 	server("host:/x", false);
 	server("host name", false);
 	server("host\t", false);
+	/* Names the resolver reads as addresses: they would dodge address entries. */
+	server("0x7f000001", false);
+	server("0177.0.0.1", false);
+	server("0x7f.1", false);
+	server("2130706433", false);
 	server("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z."
 	       "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z."
 	       "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z",
@@ -209,5 +226,70 @@ int main(void)
 	mode("0x1ff", -1);
 	mode("-755", -1);
 	mode("000755", -1);
+	/* The per-pod part of a subDir template (subDirOnUnmount). */
+	CHECK(fv_nfs_per_pod_depth("by-uid/${pod.uid}") == 2, "per-pod: by-uid/${pod.uid}");
+	CHECK(fv_nfs_per_pod_depth("${pod.uid}/data/x") == 1, "per-pod: ${pod.uid}/data/x");
+	CHECK(fv_nfs_per_pod_depth("t/${pod.namespace}/${pv.name}/${pod.name}") == 4, "per-pod: pod.name last");
+	CHECK(fv_nfs_per_pod_depth("a/x-${pod.name}-y/b") == 2, "per-pod: inside a component");
+	CHECK(fv_nfs_per_pod_depth("shared/${pv.name}") == 0, "shared: pv.name only");
+	CHECK(fv_nfs_per_pod_depth("${pod.namespace}/${serviceAccount.name}") == 0, "shared: namespace");
+	CHECK(fv_nfs_per_pod_depth("pod.uid/${pod.ui}") == 0, "shared: no variable");
+	CHECK(fv_nfs_per_pod_depth("") == 0, "no subDir");
+	{
+		unsigned int id = 7;
+		e = (struct fv_err){0};
+		CHECK(fv_nfs_parse_id("0", "uid", &id, &e) == 0 && id == 0, "id 0");
+		CHECK(fv_nfs_parse_id("4294967294", "uid", &id, &e) == 0 && id == 4294967294U, "id max");
+		const char *bad[] = {"4294967295", "-1", "+5", "1e3", "0x10", "", " 5", "12345678901", NULL};
+		for (const char **b = bad; *b; b++)
+			CHECK(fv_nfs_parse_id(*b, "option 'subDirUid'", &id, &e) < 0 && strstr(e.msg, "subDirUid"),
+			      "id '%s' refused: %s", *b, e.msg);
+	}
+
+	/* allowed-servers: names by name, addresses by address or prefix, nothing resolved. */
+	const char *list = "nfs.example.com, 10.1.0.0/16 192.168.7.9,[fd00::]/64\tfd01::5 NAS-2.Corp.";
+	allowed("nfs.example.com", list, 1, NULL);
+	allowed("NFS.Example.COM.", list, 1, NULL);
+	allowed("nas-2.corp", list, 1, NULL);
+	allowed("nfs.example.co", list, 0, NULL);
+	allowed("nfs.example.com.evil.org", list, 0, NULL);
+	allowed("evil-nfs.example.com", list, 0, NULL);
+	allowed("10.1.0.1", list, 1, NULL);
+	allowed("10.1.255.254", list, 1, NULL);
+	allowed("10.2.0.1", list, 0, NULL);
+	allowed("192.168.7.9", list, 1, NULL);
+	allowed("192.168.7.10", list, 0, NULL);
+	allowed("[fd00::1234]", list, 1, NULL);
+	allowed("[fd00:0:0:1::1]", list, 0, NULL);
+	allowed("[fd01::5]", list, 1, NULL);
+	allowed("[fd01::6]", list, 0, NULL);
+	allowed("[::ffff:10.1.0.1]", list, 0, NULL); /* an IPv4 prefix never matches an IPv6 address */
+	allowed("localhost", "127.0.0.0/8", 0, NULL); /* a name is never resolved to match an address */
+	allowed("127.0.0.1", "localhost", 0, NULL);
+	allowed("10.9.8.7", "10.9.8.7/31", 1, NULL);
+	allowed("10.9.8.6", "10.9.8.7/31", 1, NULL);
+	allowed("10.9.8.8", "10.9.8.7/31", 0, NULL);
+	allowed("10.9.8.7", "10.9.8.0/29", 1, NULL);
+	allowed("10.9.8.8", "10.9.8.0/29", 0, NULL);
+	allowed("[fd00::1]", "fd00::/15", 1, NULL);
+	allowed("[fc00::1]", "fd00::/7", 1, NULL);
+	allowed("[fe00::1]", "fd00::/7", 0, NULL);
+	allowed("anything.example", "*", 1, NULL);
+	allowed("[::1]", "nfs, *", 1, NULL);
+	allowed("10.0.0.1", "0.0.0.0/0", 1, NULL);
+	allowed("[::1]", "0.0.0.0/0", 0, NULL);
+	allowed("10.0.0.1", "", 0, NULL);
+	allowed("10.0.0.1", " , ", 0, NULL);
+	/* A bad entry is reported even when another entry matches. */
+	allowed("10.0.0.1", "10.0.0.1, 10.0.0.0/33", -1, "10.0.0.0/33");
+	allowed("10.0.0.1", "10.0.0.1, fd00::/129", -1, "fd00::/129");
+	allowed("10.0.0.1", "10.0.0.1 10.0.0", -1, "'10.0.0'");
+	allowed("10.0.0.1", "10.0.0.1 0x0a000001", -1, "0x0a000001");
+	allowed("10.0.0.1", "10.0.0.1 nfs/24", -1, "nfs/24");
+	allowed("10.0.0.1", "10.0.0.1 10.0.0.0/", -1, "10.0.0.0/");
+	allowed("10.0.0.1", "10.0.0.1 10.0.0.0/-1", -1, "10.0.0.0/-1");
+	allowed("10.0.0.1", "10.0.0.1 *.example.com", -1, "*.example.com");
+	allowed("10.0.0.1", "10.0.0.1;nfs", -1, "10.0.0.1;nfs");
+	allowed("10.0.0.1", "10.0.0.1 [10.0.0.2]", -1, "[10.0.0.2]");
 	return tap_done("test_nfs_opts");
 }

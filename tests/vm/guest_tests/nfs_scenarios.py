@@ -8,7 +8,9 @@ exporting a tmpfs, and the client is the guest kernel's NFS.
 """
 import errno
 import os
+import select
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -118,9 +120,10 @@ class Node:
         self.driver = Driver(DRIVER, env)
         self.kubelet = Kubelet(self.driver, os.path.join(self.tmp, "kubelet"))
 
-    def configure(self, text):
+    def configure(self, text, allowed=SERVER):
+        """allowed: the [nfs] allowed-servers line (None: no such key)."""
         with open(os.path.join(self.config_dir, "nfs.conf"), "w") as f:
-            f.write("[nfs]\n" + text)
+            f.write("[nfs]\n" + ("allowed-servers = %s\n" % allowed if allowed is not None else "") + text)
 
     def mounts(self):
         return mounts_under(self.tmp)
@@ -189,6 +192,10 @@ def test_example_manifests_match_the_seed_scenario():
         if name == "shared-reader":
             want.pop("subDirMode")
         assert opts == want, name
+    with open(os.path.join(EXAMPLES, "00-node-config.yaml")) as f:
+        conf = yaml.safe_load(f)["stringData"]["nfs.conf"]
+    allowed = [line.split("=", 1)[1].split() for line in conf.splitlines() if line.startswith("allowed-servers")]
+    assert allowed == [[pvs["shared-writer"]["spec"]["flexVolume"]["options"]["server"]]], conf
     with open(os.path.join(EXAMPLES, "03-deployment-reader.yaml")) as f:
         dep = yaml.safe_load(f)
     claim = dep["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]
@@ -352,7 +359,14 @@ def test_mount_options_refused(node, server, mount_options, why):
     ({"subDirMode": "999", "subDir": "x"}, "octal"),
     ({"mountTimeout": "0"}, "mountTimeout"),
     ({"mountTimeout": "1m"}, "mountTimeout"),
+    ({"mountTimeout": "3600"}, "above this node's limit of 120 s ([nfs] max-mount-timeout)"),
     ({"subdir": "x"}, "unknown option 'subdir'"),
+    ({"subDir": "x", "createSubDir": "true", "subDirUid": "-1"}, "option 'subDirUid' must be a number"),
+    ({"subDir": "x", "createSubDir": "true", "subDirGid": "4294967295"}, "out of range"),
+    ({"subDir": "x", "subDirUid": "1000"}, "needs createSubDir"),
+    ({"subDir": "shared/${pv.name}", "createSubDir": "true", "subDirOnUnmount": "delete"}, "may be shared"),
+    ({"subDir": "p/${pod.uid}", "subDirOnUnmount": "archive"}, "needs createSubDir"),
+    ({"subDir": "p/${pod.uid}", "createSubDir": "true", "subDirOnUnmount": "purge"}, "retain, delete or archive"),
 ])
 def test_bad_input_fails_and_changes_nothing(node, server, opts, why):
     before = sorted(os.listdir(server.export))
@@ -529,3 +543,196 @@ def test_unmount_of_a_stale_mount_is_bounded(node, frozen_server):
         assert time.monotonic() - t0 < 5
     finally:
         s.thaw()
+
+
+# ---- what the node allows (issue 11 #4 and #10) --------------------------
+
+def test_no_allowed_servers_refuses_every_mount(node, server):
+    """Default-deny: any pod author may write an inline volume naming any
+    server, so without [nfs] allowed-servers nothing is mounted."""
+    node.configure("", allowed=None)
+    before = sorted(os.listdir(server.export))
+    r = node.kubelet.set_up_pod(pod(91), "pv-deny", vol(server, subDir="made", createSubDir="true"))
+    assert r.status == "Failure" and "allowed-servers" in r.message and "disabled" in r.message, r
+    assert node.mounts() == [] and sorted(os.listdir(server.export)) == before, "nothing touched on the server"
+    assert leftover_processes() == []
+
+
+@pytest.mark.parametrize("allowed,server_name,ok", [
+    ("10.0.0.0/8, nfs.example.com", SERVER, False),
+    ("127.0.0.0/8", "localhost", False),     # a name is never resolved to match a prefix
+    ("localhost", SERVER, False),            # nor an address to match a name
+    ("localhost", "localhost", True),
+    ("nfs.example.com 127.0.0.0/30", SERVER, True),
+    ("*", SERVER, True),
+])
+def test_allowed_servers_match_names_and_addresses_as_written(node, server, allowed, server_name, ok):
+    node.configure("", allowed=allowed)
+    r = node.kubelet.set_up_pod(pod(92), "pv-allow", dict(vol(server), server=server_name))
+    if ok:
+        assert r.status == "Success", r
+        assert mount_line(node.dir(pod(92), "pv-allow")) is not None
+        assert node.kubelet.tear_down_pod(pod(92)["uid"], "pv-allow").status == "Success"
+    else:
+        assert r.status == "Failure" and "'%s' is not among the allowed servers" % server_name in r.message, r
+        assert "allowed-servers" in r.message, r
+    assert node.mounts() == []
+
+
+def test_bad_allowed_servers_entry_is_reported(node, server):
+    node.configure("", allowed="127.0.0.1, 10.0.0.0/40")
+    r = node.kubelet.set_up_pod(pod(93), "pv-allow", vol(server))
+    assert r.status == "Failure" and "allowed-servers" in r.message and "'10.0.0.0/40'" in r.message, r
+    assert node.mounts() == []
+
+
+def test_max_mount_timeout_caps_mount_timeout(node, server):
+    node.configure("max-mount-timeout = 10\n")
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server, mountTimeout="11"))
+    assert r.status == "Failure" and "limit of 10 s ([nfs] max-mount-timeout)" in r.message, r
+    assert node.mounts() == []
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server, mountTimeout="10"))
+    assert r.status == "Success", r
+    assert node.kubelet.tear_down_pod(pod(94)["uid"], "pv-cap").status == "Success"
+    node.configure("max-mount-timeout = 0\n")
+    r = node.kubelet.set_up_pod(pod(94), "pv-cap", vol(server))
+    assert r.status == "Failure" and "max-mount-timeout" in r.message, r
+
+
+def test_black_hole_server_does_not_hold_up_a_volume_named_alike(node, server):
+    """Two pods, each with an inline volume named "data": one names a server
+    that accepts the connection and never answers (a listening socket nobody
+    accepts on), the other the real one. The healthy mount completes while the
+    black-hole mount is still waiting: nothing is locked by the volume's name."""
+    k, d = node.kubelet, node.driver
+    hole = socket.socket()
+    hole.bind((SERVER, 0))
+    hole.listen(16)
+    try:
+        attacker, victim = pod(95), pod(96)
+        bad = vol(server, mountOptions="vers=4.2,port=%d" % hole.getsockname()[1], mountTimeout="30")
+        bad_dir = node.dir(attacker, "data")
+        os.makedirs(bad_dir, 0o750)
+        started = d.start("mount", bad_dir, go_json(k.options("data", bad, pod=attacker)))
+        # A connection waiting in the backlog: mount.nfs is stuck on the black hole.
+        readable, _, _ = select.select([hole], [], [], 60)
+        assert readable, "the black-hole mount never reached its server"
+        r = k.set_up_pod(victim, "data", vol(server, mountOptions="vers=4.2"))
+        hole_still_waiting = started[1].poll() is None
+        rb = d.finish(started)
+    finally:
+        hole.close()
+    assert r.status == "Success", r
+    assert hole_still_waiting, "the healthy mount waited for the black hole (%s)" % rb
+    assert rb.status == "Failure" and "did not answer within 30 s" in rb.message, rb
+    flags = mount_line(node.dir(victim, "data")).split()[5].split(",")
+    assert "nosuid" in flags and "nodev" in flags
+    assert node.mounts() == [node.dir(victim, "data")]
+    assert k.tear_down_pod(victim["uid"], "data").status == "Success"
+    assert leftover_processes() == []
+
+
+# ---- owner and lifecycle of created sub-directories (issue 13 #8, #9) ----
+
+def records(node):
+    """Records the driver keeps between mount and unmount (subDirOnUnmount)."""
+    found = []
+    for dirpath, _, files in os.walk(os.path.join(node.tmp, "run", "nfs-subdirs")):
+        found += [os.path.join(dirpath, f) for f in files]
+    return found
+
+
+def test_subdir_owner_of_created_directories(node, server):
+    os.makedirs(server.path("owned-pre"))
+    p = pod(101)
+    r = node.kubelet.set_up_pod(p, "pv-own", vol(server, subDir="owned-pre/new/${pod.uid}", createSubDir="true",
+                                                 subDirMode="02770", subDirUid="1234", subDirGid="5678"))
+    assert r.status == "Success", r
+    for d in (server.path("owned-pre", "new"), server.path("owned-pre", "new", p["uid"])):
+        st = os.stat(d)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o2770), (d, st)
+    st = os.stat(server.path("owned-pre"))
+    assert (st.st_uid, st.st_gid) == (0, 0), "an existing directory keeps its owner"
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-own").status == "Success"
+    # Only the gid: the uid stays the creator's (root here: no root squash).
+    p = pod(102)
+    r = node.kubelet.set_up_pod(p, "pv-own", vol(server, subDir="owned-gid/${pod.uid}", createSubDir="true",
+                                                 subDirGid="600"))
+    assert r.status == "Success", r
+    st = os.stat(server.path("owned-gid", p["uid"]))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 600, 0o775), st
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-own").status == "Success"
+    assert node.mounts() == []
+
+
+def test_subdir_on_unmount_delete_never_follows_symlinks(node, server, tmp_path):
+    """The pod fills its per-pod directory and plants symlinks pointing out of
+    it: to another directory of the export, and to a directory outside the
+    export (server and client share this guest, so a removal that followed
+    it would reach the real directory). After unmount the per-pod directory
+    is gone and every target is untouched."""
+    outside = tmp_path / "outside-export"
+    outside.mkdir()
+    (outside / "keep").write_text("outside the export")
+    os.makedirs(server.path("victim-103"))
+    write(server.path("victim-103", "keep"), "another tenant")
+    p = pod(103)
+    opts = vol(server, subDir="pods/${pod.uid}", createSubDir="true", subDirOnUnmount="delete")
+    r = node.kubelet.set_up_pod(p, "pv-del", opts)
+    assert r.status == "Success", r
+    assert len(records(node)) == 1
+    d = node.dir(p, "pv-del")
+    os.makedirs(os.path.join(d, "a", "b", "c"))
+    write(os.path.join(d, "a", "b", "c", "deep"), "x")
+    write(os.path.join(d, "top"), "y")
+    os.symlink(str(outside), os.path.join(d, "to-outside"))
+    os.symlink(str(outside / "keep"), os.path.join(d, "a", "file-outside"))
+    os.symlink("../../../../victim-103", os.path.join(d, "a", "b", "to-victim"))
+    os.symlink("/", os.path.join(d, "to-root"))
+    # kubelet repeats mount: the record stays as it was.
+    assert node.driver.call("mount", d, go_json(node.kubelet.options("pv-del", opts, pod=p))).status == "Success"
+    assert os.path.isdir(server.path("pods", p["uid"]))
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-del").status == "Success"
+    assert not os.path.exists(server.path("pods", p["uid"])), "the per-pod directory is deleted"
+    assert os.listdir(server.path("pods")) == [], "its parent stays, empty"
+    assert (outside / "keep").read_text() == "outside the export"
+    assert sorted(os.listdir(str(outside))) == ["keep"]
+    assert read(server.path("victim-103", "keep")) == "another tenant"
+    assert records(node) == [] and node.mounts() == []
+    # Unmount again: nothing left to do, still Success.
+    os.makedirs(d)
+    assert node.driver.call("unmount", d).status == "Success"
+
+
+def test_subdir_on_unmount_archive(node, server):
+    p = pod(104, name="web-4")
+    r = node.kubelet.set_up_pod(p, "pv-arch", vol(server, subDir="arch/${pod.namespace}-${pod.name}/data",
+                                                  createSubDir="true", subDirOnUnmount="archive"))
+    assert r.status == "Success", r
+    write(os.path.join(node.dir(p, "pv-arch"), "kept"), "archived data")
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-arch").status == "Success"
+    names = os.listdir(server.path("arch"))
+    assert len(names) == 1 and names[0].startswith("archived-default-web-4-") and names[0].endswith("Z"), names
+    assert read(server.path("arch", names[0], "data", "kept")) == "archived data"
+    assert records(node) == [] and node.mounts() == []
+
+
+def test_subdir_on_unmount_leaves_what_it_did_not_create(node, server):
+    """The per-pod directory existed before this mount: delete does not apply
+    (it is not the driver's); nor does it with the default, retain."""
+    p = pod(105)
+    os.makedirs(server.path("pre", p["uid"]))
+    write(server.path("pre", p["uid"], "old"), "before")
+    r = node.kubelet.set_up_pod(p, "pv-pre", vol(server, subDir="pre/${pod.uid}/new", createSubDir="true",
+                                                 subDirOnUnmount="delete"))
+    assert r.status == "Success", r
+    assert records(node) == [], "nothing recorded: the per-pod directory was not created"
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-pre").status == "Success"
+    assert read(server.path("pre", p["uid"], "old")) == "before"
+    assert os.path.isdir(server.path("pre", p["uid"], "new"))
+    p = pod(106)
+    r = node.kubelet.set_up_pod(p, "pv-ret", vol(server, subDir="ret/${pod.uid}", createSubDir="true"))
+    assert r.status == "Success", r
+    assert node.kubelet.tear_down_pod(p["uid"], "pv-ret").status == "Success"
+    assert os.path.isdir(server.path("ret", p["uid"])), "retain is the default"
+    assert node.mounts() == []
