@@ -11,11 +11,13 @@
 #include <unistd.h>
 #include "cleanup.h"
 #include "clock.h"
+#include "doctor.h"
 #include "flexvol.h"
 #include "lock.h"
 #include "log.h"
 #include "path.h"
 #include "reply.h"
+#include "status.h"
 
 #define LOCK_TIMEOUT_MS (10L * 60 * 1000)
 
@@ -85,9 +87,18 @@ static void print_help(const struct fv_provider *p)
 	       "  expandvolume <json> <device mount path> <new size> <old size>\n"
 	       "  expandfs <json> <device> <device mount path> <new size> <old size>\n"
 	       "Calls this driver does not implement answer \"Not supported\".\n\n"
+	       "For the operator (kubelet never sends these; text, or one JSON object with --json):\n"
+	       "  doctor [--json] [--node <name>]  is this node ready for the driver: one line per\n"
+	       "        check, OK|WARN|FAIL <name>: <detail>; exit status 1 when a check FAILs\n"
+	       "  status [--json] [--kubelet-root <dir>]  what the driver holds on this node, from\n"
+	       "        the kernel's tables: global mounts and their pod binds, loop devices, stale\n"
+	       "        mounts, orphans, held locks\n\n"
 	       "%s\n"
 	       "Environment: FLEXVOL_CONFIG_DIR (default /etc/flexvol) holds %s.conf;\n"
-	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches.\n"
+	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches;\n"
+	       "FLEXVOL_TOOL_PATH (colon-separated) replaces the directories searched for node programs;\n"
+	       "FLEXVOL_KUBELET_ROOT (default: kubelet's --root-dir, else /var/lib/kubelet) for status;\n"
+	       "FLEXVOL_PROC_ROOT (default /proc) where doctor and status look for kubelet.\n"
 	       "Logs go to syslog (facility daemon, tag flexvol-%s); nothing is written to stderr.\n",
 	       p->name, p->summary, p->name, p->name, p->help ? p->help : "", p->name, p->name);
 }
@@ -291,6 +302,15 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	char conf_path[4096];
 	snprintf(conf_path, sizeof(conf_path), "%s/%s.conf", ctx.config_dir, provider->name);
 
+	/* Operator commands, never sent by kubelet: text (or --json) for a person
+	 * and their own exit status, not a reply. */
+	if (argc >= 2 && (!strcmp(verb, "doctor") || !strcmp(verb, "status"))) {
+		int orc = !strcmp(verb, "doctor") ? fv_doctor_main(&ctx, conf_path, argc - 2, argv + 2)
+						  : fv_status_main(&ctx, conf_path, argc - 2, argv + 2);
+		fv_config_free(ctx.config);
+		fv_log_flush_stderr();
+		return orc;
+	}
 	if (argc < 2) {
 		fv_err_msg(&o.err, EINVAL, "no call given (see %s --help)", provider->name);
 		fail(&o);
