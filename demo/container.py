@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""What a container runtime does with a pod volume dir (run under unshare -m):
+"""The demo's fallback when runc cannot run here (demo.py says so): roughly
+what a container runtime does with a pod volume dir (run under unshare -m):
 a fresh root on tmpfs, the host's /usr read-only, the volume at /data, then
 pivot_root into it, so the process sees only the container's mounts."""
 import ctypes

@@ -45,6 +45,16 @@ struct fv_ctx {
 
 typedef int (*fv_op)(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err);
 
+/* A program the driver runs on the node, for `doctor` (found as fv_tool_path
+ * finds it). optional: the driver works without it (e.g. udevadm). */
+struct fv_program {
+	const char *name, *package;
+	bool optional;
+};
+
+/* `doctor` collects its checks here (doctor.h adds to it). */
+struct fv_doctor;
+
 struct fv_provider {
 	const char *name;             /* == binary name == <driver> in <vendor>~<driver> */
 	const char *summary;          /* one line for --help */
@@ -56,6 +66,27 @@ struct fv_provider {
 	void (*teardown)(struct fv_ctx *ctx);
 	fv_op getvolumename, attach, detach, waitforattach, isattached, mountdevice, unmountdevice, mount, unmount,
 		expandvolume, expandfs;
+
+	/* For `doctor` and `status` (operator commands; kubelet never sends them). */
+	/* Every "section.key" of the config file the driver reads (NULL-terminated):
+	 * any other key is reported by name. */
+	const char *const *config_keys;
+	/* The driver refuses its config file unless it is mode 0600 and owned by
+	 * root (it holds credentials). Any file with a password or secret key is
+	 * held to this as well. */
+	bool config_private;
+	/* The node programs it runs and the file systems the kernel must know
+	 * (/proc/filesystems), both NULL-terminated; loop devices (/dev/loop-control). */
+	const struct fv_program *programs;
+	const char *const *filesystems;
+	bool needs_loop;
+	/* The driver's own checks (a cloud driver: credentials, this node's
+	 * instance, endpoints), after setup() succeeded; ctx->run_dir is a scratch
+	 * dir, so a cached token never hides a credential that stopped working. */
+	void (*doctor)(struct fv_ctx *ctx, const char *node, struct fv_doctor *d);
+	/* The directory whose files the driver binds to loop devices (status lists
+	 * them), after setup(). */
+	const char *(*loop_image_root)(struct fv_ctx *ctx);
 };
 
 int fv_main(const struct fv_provider *provider, int argc, char **argv);

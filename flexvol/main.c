@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "cleanup.h"
 #include "clock.h"
+#include "doctor.h"
 #include "flexvol.h"
 #include "lock.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "path.h"
 #include "reply.h"
 #include "run.h"
+#include "status.h"
 
 #define LOCK_TIMEOUT_MS (10L * 60 * 1000)
 /* Options on stdin ("-" for <json>): bounded in size and in time. */
@@ -92,10 +94,20 @@ static void print_help(const struct fv_provider *p)
 	       "  expandfs <json> <device> <device mount path> <new size> <old size>\n"
 	       "Calls this driver does not implement answer \"Not supported\".\n"
 	       "<json> may be \"-\": the options object is then read from stdin (at most 1 MiB),\n"
-	       "which keeps secrets out of argv and shell history when running a call by hand.\n\n"
+	       "which keeps secrets out of argv and shell history when running a call by hand.\n"
+	       "\n"
+	       "For the operator (kubelet never sends these; text, or one JSON object with --json):\n"
+	       "  doctor [--json] [--node <name>]  is this node ready for the driver: one line per\n"
+	       "        check, OK|WARN|FAIL <name>: <detail>; exit status 1 when a check FAILs\n"
+	       "  status [--json] [--kubelet-root <dir>]  what the driver holds on this node, from\n"
+	       "        the kernel's tables: global mounts and their pod binds, loop devices, stale\n"
+	       "        mounts, orphans, held locks\n\n"
 	       "%s\n"
 	       "Environment: FLEXVOL_CONFIG_DIR (default /etc/flexvol) holds %s.conf;\n"
-	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches.\n"
+	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches;\n"
+	       "FLEXVOL_TOOL_PATH (colon-separated) replaces the directories searched for node programs;\n"
+	       "FLEXVOL_KUBELET_ROOT (default: kubelet's --root-dir, else /var/lib/kubelet) for status;\n"
+	       "FLEXVOL_PROC_ROOT (default /proc) where doctor and status look for kubelet.\n"
 	       "Logs go to syslog (facility daemon, tag flexvol-%s); nothing is written to stderr.\n",
 	       p->name, p->summary, p->name, p->name, p->help ? p->help : "", p->name, p->name);
 }
@@ -367,6 +379,15 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	char conf_path[4096];
 	snprintf(conf_path, sizeof(conf_path), "%s/%s.conf", ctx.config_dir, provider->name);
 
+	/* Operator commands, never sent by kubelet: text (or --json) for a person
+	 * and their own exit status, not a reply. */
+	if (argc >= 2 && (!strcmp(verb, "doctor") || !strcmp(verb, "status"))) {
+		int orc = !strcmp(verb, "doctor") ? fv_doctor_main(&ctx, conf_path, argc - 2, argv + 2)
+						  : fv_status_main(&ctx, conf_path, argc - 2, argv + 2);
+		fv_config_free(ctx.config);
+		fv_log_flush_stderr();
+		return orc;
+	}
 	if (argc < 2) {
 		fv_err_msg(&o.err, EINVAL, "no call given (see %s --help)", provider->name);
 		fail(&o);

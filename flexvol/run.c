@@ -18,13 +18,19 @@
 
 int fv_tool_path(const char *name, const char *package, char *buf, size_t size, struct fv_err *err)
 {
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(buf, size, "%s/%s", dirs[i], name);
-		if (access(buf, X_OK) == 0)
+	/* FLEXVOL_TOOL_PATH (colon-separated) replaces the system directories:
+	 * for nodes with programs elsewhere, and for tests. */
+	const char *env = getenv("FLEXVOL_TOOL_PATH");
+	const char *dirs = env && *env ? env : "/usr/sbin:/sbin:/usr/bin:/bin";
+	for (const char *d = dirs; *d;) {
+		size_t n = strcspn(d, ":");
+		if (n && d[0] == '/' && (size_t)snprintf(buf, size, "%.*s/%s", (int)n, d, name) < size &&
+		    access(buf, X_OK) == 0)
 			return 0;
+		d += n + (d[n] == ':');
 	}
-	return fv_err_msg(err, ENOENT, "%s is not installed on this node (install the %s package)", name, package);
+	return fv_err_msg(err, ENOENT, "%s is not installed on this node (not in %s; install the %s package)", name,
+			  dirs, package);
 }
 
 struct capture {

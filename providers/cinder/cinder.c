@@ -24,6 +24,7 @@
 #include "mount.h"
 #include "retry.h"
 #include "openstack.h"
+#include "cinder.h"
 
 #define DEFAULT_ATTACH_TIMEOUT_S 300
 #define DEFAULT_METADATA_URL "http://169.254.169.254"
@@ -483,6 +484,17 @@ static int find_server(struct cinder *cd, const char *node, char *sid, size_t si
 		break;
 	}
 	return server_by_name(cd->client, node, sid, size, err);
+}
+
+/* For doctor.c. */
+struct os_client *cinder_client(struct fv_ctx *ctx, int64_t deadline_ms, struct fv_err *err)
+{
+	return client(ctx->data, deadline_ms, err);
+}
+
+int cinder_find_server(struct fv_ctx *ctx, const char *node, char *sid, size_t size, struct fv_err *err)
+{
+	return find_server(ctx->data, node, sid, size, err);
 }
 
 /* --- the controller's own record of PV -> volume (a shortcut, never the
@@ -1120,6 +1132,21 @@ static const struct fv_provider cinder_provider = {
 	.unmount = fv_op_unmount,
 	.expandvolume = cinder_expandvolume,
 	.expandfs = fv_clouddisk_op_expandfs,
+	.config_keys = (const char *const[]){"Global.auth-url", "Global.username", "Global.user-id", "Global.password",
+		"Global.tenant-id", "Global.project-id", "Global.tenant-name", "Global.project-name", "Global.domain-id",
+		"Global.domain-name", "Global.user-domain-id", "Global.user-domain-name", "Global.tenant-domain-id",
+		"Global.project-domain-id", "Global.tenant-domain-name", "Global.project-domain-name", "Global.region",
+		"Global.os-endpoint-type", "Global.application-credential-id", "Global.application-credential-name",
+		"Global.application-credential-secret", "Global.ca-file", "Global.tls-insecure", "flexvol.attach-timeout",
+		"flexvol.rescan-after", "flexvol.scsi-rescan", "flexvol.device-dir", "flexvol.sysfs-root",
+		"flexvol.udevadm", "flexvol.config-drive", "flexvol.node-lookup", "flexvol.metadata-url",
+		"flexvol.http-timeout", "flexvol.http-connect-timeout", "flexvol.http-attempts", "flexvol.token-margin",
+		"cinder.allow-setuid", "cinder.allow-devices", "cinder.allowed-fstypes", NULL},
+	.config_private = true,
+	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
+		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},
+	.filesystems = (const char *const[]){"ext4", "xfs", NULL},
+	.doctor = cinder_doctor,
 };
 
 int main(int argc, char **argv)

@@ -25,6 +25,7 @@
 #include "retry.h"
 #include "gce.h"
 #include "gceutil.h"
+#include "gcepd.h"
 
 #define SECTION "gcepd"
 #define DEFAULT_ATTACH_TIMEOUT_S 300
@@ -185,6 +186,25 @@ static int get_instance(struct gce_client *c, const struct target *t, json_t **i
 				  "name)",
 				  t->instance, t->project, t->zone);
 	}
+	return 0;
+}
+
+/* For doctor.c. */
+struct gce_client *gcepd_client(struct fv_ctx *ctx, int64_t deadline_ms, struct fv_err *err)
+{
+	return client(ctx->data, deadline_ms, err);
+}
+
+int gcepd_find_instance(struct fv_ctx *ctx, const char *node, int64_t deadline_ms, char *desc, size_t size,
+			struct fv_err *err)
+{
+	struct target t;
+	struct gce_client *c;
+	json_t *inst = NULL;
+	if (target_of(ctx->data, node, deadline_ms, &t, &c, err) < 0 || get_instance(c, &t, &inst, err) < 0)
+		return err->code;
+	snprintf(desc, size, "%s in %s/%s", t.instance, t.project, t.zone);
+	json_decref(inst);
 	return 0;
 }
 
@@ -732,6 +752,16 @@ static const struct fv_provider gcepd_provider = {
 	.unmount = fv_op_unmount,
 	.expandvolume = gcepd_expandvolume,
 	.expandfs = fv_clouddisk_op_expandfs,
+	.config_keys = (const char *const[]){SECTION ".project", SECTION ".zone", SECTION ".credentials-file",
+		SECTION ".ca-file", SECTION ".metadata-url", SECTION ".compute-endpoint", SECTION ".http-timeout",
+		SECTION ".http-connect-timeout", SECTION ".http-attempts", SECTION ".token-margin",
+		SECTION ".attach-timeout", SECTION ".rescan-after", SECTION ".scsi-rescan", SECTION ".device-dir",
+		SECTION ".sysfs-root", SECTION ".udevadm", SECTION ".allow-setuid", SECTION ".allow-devices",
+		SECTION ".allowed-fstypes", NULL},
+	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
+		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},
+	.filesystems = (const char *const[]){"ext4", "xfs", NULL},
+	.doctor = gcepd_doctor,
 };
 
 int main(int argc, char **argv)

@@ -265,6 +265,8 @@ static const struct fv_provider hostpath_provider = {
 	.capabilities = hostpath_capabilities,
 	.mount = hostpath_mount,
 	.unmount = fv_op_unmount,
+	.config_keys = (const char *const[]){"hostpath.allowed-roots", "hostpath.allow-setuid", "hostpath.allow-devices",
+					     NULL},
 };
 
 int main(int argc, char **argv)

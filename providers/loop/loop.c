@@ -416,6 +416,12 @@ static int loop_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_
 	return fv_mount_pod_from_global(call->dir, fv_opts_readonly(call->opts), err);
 }
 
+/* For status: the loop devices backed by files under image-root are ours. */
+static const char *loop_image_root(struct fv_ctx *ctx)
+{
+	return ((const struct loop_conf *)ctx->data)->image_root;
+}
+
 static const struct fv_provider loop_provider = {
 	.name = "loop",
 	.summary = "Block volumes backed by image files on the node (loop devices), formatted if blank.",
@@ -445,6 +451,12 @@ static const struct fv_provider loop_provider = {
 	.unmountdevice = loop_unmountdevice,
 	.mount = loop_mount,
 	.unmount = fv_op_unmount,
+	.config_keys = (const char *const[]){"loop.image-root", "loop.allow-setuid", "loop.allow-devices",
+					     "loop.allowed-fstypes", NULL},
+	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"}, {NULL}},
+	.filesystems = (const char *const[]){"ext4", "xfs", NULL},
+	.needs_loop = true,
+	.loop_image_root = loop_image_root,
 };
 
 int main(int argc, char **argv)

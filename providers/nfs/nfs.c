@@ -724,6 +724,9 @@ static const struct fv_provider nfs_provider = {
 	.teardown = nfs_teardown,
 	.mount = nfs_mount,
 	.unmount = nfs_unmount,
+	.config_keys = (const char *const[]){"nfs.fsgroup", "nfs.unmount-timeout", NULL},
+	.programs = (const struct fv_program[]){{"mount.nfs", "nfs-common"}, {NULL}},
+	.filesystems = (const char *const[]){"nfs", "nfs4", NULL},
 };
 
 int main(int argc, char **argv)
