@@ -11,8 +11,10 @@ so (name, k) is how one exact step of a recorded call is hit again:
 
 How many steps each test breaks: CRASH_SAMPLES (default 12) evenly spread
 steps per call, plus every step that changes something (INTERESTING) up to
-CRASH_MAX_INTERESTING (default 24, evenly spread when over). CRASH_SAMPLES=0
-CRASH_MAX_INTERESTING=100000 breaks every step of every call.
+CRASH_MAX_INTERESTING (default 24, evenly spread when over); for errors,
+CRASH_ERROR_POINTS (default 14) (step, errno) pairs per call. CRASH_SAMPLES=100000
+CRASH_MAX_INTERESTING=100000 CRASH_ERROR_POINTS=100000 breaks every step of
+every call.
 """
 import os
 import re
@@ -120,14 +122,16 @@ def main_start(steps):
     return 0
 
 
-def kill_points(steps):
+def kill_points(steps, share=1.0):
     """The (name, k) steps of one call to kill it at: a few in the loader,
-    CRASH_SAMPLES spread over the rest, and its INTERESTING steps."""
-    samples = env_int("CRASH_SAMPLES", 12)
-    max_interesting = env_int("CRASH_MAX_INTERESTING", 24)
+    CRASH_SAMPLES spread over the rest, and its INTERESTING steps; `share` of
+    those numbers for drivers whose node-side code is mostly the core's,
+    which the loop driver's tests already break step by step."""
+    samples = round(env_int("CRASH_SAMPLES", 12) * share)
+    max_interesting = round(env_int("CRASH_MAX_INTERESTING", 24) * share)
     start = main_start(steps)
     loader, body = steps[:start], steps[start:]
-    picked = _spread(loader, 2 if samples else 0)
+    picked = _spread(loader, 2 if samples and share >= 1 else 0)
     if samples and samples >= len(body):
         picked += body
     else:
@@ -147,17 +151,15 @@ def child_kill_points(trace, exe_prefix, n):
     return _unique(_spread(writes, n) + _spread(steps, max(2, n // 4)))
 
 
-def error_points(steps):
-    """(name, k, errno) for the driver's own INTERESTING steps that can fail,
-    but never the write of its reply to stdout (that is where the reply goes)."""
-    max_interesting = env_int("CRASH_MAX_INTERESTING", 24)
+def error_points(steps, share=1.0):
+    """(name, k, errno): CRASH_ERROR_POINTS (default 14) spread over every
+    (step, errno) pair of the driver's own steps that can fail (ERRORS), but
+    never the write of its reply to stdout (that is where the reply goes)."""
+    n = round(env_int("CRASH_ERROR_POINTS", 14) * share)
     body = steps[main_start(steps):]
-    cand = [s for s in body if s[0] in ERRORS and not (s[0] in ("write", "writev") and s[2].startswith("1,"))]
-    out = []
-    for name, k, _ in _spread(cand, max_interesting):
-        for e in ERRORS[name]:
-            out.append((name, k, e))
-    return out
+    cand = [(name, k, e) for name, k, args in body if name in ERRORS
+            and not (name in ("write", "writev") and args.startswith("1,")) for e in ERRORS[name]]
+    return _spread(cand, n)
 
 
 def _unique(steps):
