@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "format.h"
 #include "lock.h"
 #include "log.h"
 #include "mount.h"
@@ -37,11 +38,11 @@ int fv_block_devno(const char *device, dev_t *devno, struct fv_err *err)
 	return 0;
 }
 
-static int read_exact(int fd, unsigned char *buf, size_t n, off_t off)
+static int read_exact(int fd, unsigned char *buf, size_t n, uint64_t off)
 {
 	size_t done = 0;
 	while (done < n) {
-		ssize_t r = pread(fd, buf + done, n - done, off + (off_t)done);
+		ssize_t r = pread(fd, buf + done, n - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -51,8 +52,181 @@ static int read_exact(int fd, unsigned char *buf, size_t n, off_t off)
 	return 0;
 }
 
-/* The first MiB must read back as zeros and the last MiB must be readable. */
-static int check_blank(const char *device, struct fv_err *err)
+/* What libblkid finds in [off, off+len) of fd (len 0: to the end): 1 with
+ * *type (a file system, or "" for anything else) and desc filled, 0 when
+ * nothing, 2 when the signatures conflict, <0 when the probe fails.
+ * thorough: superblocks with bad checksums count too. Partition tables are
+ * always looked for, a GPT even without its protective MBR and, when the
+ * primary header is gone, by its backup in the last sector. */
+static int find_signature(int fd, uint64_t off, uint64_t len, bool thorough, char *type, size_t tsize, char *desc,
+			  size_t dsize)
+{
+	_cleanup_probe_ blkid_probe pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)len) < 0)
+		return -EIO;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE |
+						      (thorough ? BLKID_SUBLKS_BADCSUM : 0));
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_FORCE_GPT);
+	int rc = blkid_do_safeprobe(pr);
+	if (rc == -2)
+		return 2;
+	if (rc < 0)
+		return -EIO;
+	if (rc == 1)
+		return 0;
+	const char *v = NULL, *at = off ? " at byte %llu of the device" : "";
+	char where[64] = "";
+	snprintf(where, sizeof(where), at, (unsigned long long)off);
+	if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0 && v) {
+		const char *usage = NULL;
+		blkid_probe_lookup_value(pr, "USAGE", &usage, NULL);
+		snprintf(type, tsize, "%s", v);
+		snprintf(desc, dsize, "a%s %s %s%s", strchr("aeiou", v[0]) ? "n" : "", v,
+			 usage && !strcmp(usage, "filesystem") ? "file system" : "signature", where);
+		return 1;
+	}
+	snprintf(type, tsize, "%s", "");
+	if (blkid_probe_lookup_value(pr, "PTTYPE", &v, NULL) == 0 && v)
+		snprintf(desc, dsize, "a %s partition table%s", v, where);
+	else
+		snprintf(desc, dsize, "an unrecognised signature%s", where);
+	return 1;
+}
+
+/* Index of the first non-zero byte of [off, off+n), -1 when all are zero,
+ * or an error (not readable). */
+static int64_t first_nonzero(int fd, unsigned char *buf, size_t n, uint64_t off)
+{
+	int r = read_exact(fd, buf, n, off);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (buf[i])
+			return (int64_t)i;
+	return -1;
+}
+
+/* Where a partition at a MiB boundary would hold its signatures: the first
+ * 128 KiB of these MiB offsets (ext*: +1 KiB, xfs: +0, btrfs: +64 KiB, LVM,
+ * LUKS, md, swap: within the first 8 KiB). */
+static const unsigned inner_mib[] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024};
+#define INNER_WINDOW (128 * 1024)
+
+static int refuse(struct fv_err *err, const char *device, const char *what)
+{
+	return fv_err_msg(err, EEXIST, "device '%s' holds data (%s); refusing to format it", device, what);
+}
+
+/* The blank rule (docs/design.md): no signature (whole-device probe done by
+ * the caller), first and last MiB all zero, the inner windows all zero,
+ * readable to the end. */
+static int check_blank(int fd, const char *device, uint64_t size, int record, struct fv_err *err)
+{
+	size_t head = size < MIB ? (size_t)size : MIB;
+	_cleanup_free_ unsigned char *buf = malloc(MIB);
+	if (!buf)
+		return fv_err_set(err, ENOMEM, "checking '%s'", device);
+	char type[64], desc[160], what[256];
+	int64_t i = first_nonzero(fd, buf, head, 0);
+	if (i < -1)
+		return fv_err_set(err, (int)-i, "device '%s' is not readable; refusing to format it", device);
+	if (i >= 0) {
+		snprintf(what, sizeof(what), "no known signature, but byte %lld of its first MiB is not zero",
+			 (long long)i);
+		return refuse(err, device, what);
+	}
+	i = first_nonzero(fd, buf, head, size - head);
+	if (i < -1)
+		return fv_err_set(err, (int)-i, "the end of device '%s' is not readable; refusing to format it", device);
+	if (i >= 0) {
+		if (record == 2)
+			snprintf(what, sizeof(what), "a flexvol format record that is not valid for a device of %llu bytes",
+				 (unsigned long long)size);
+		else
+			snprintf(what, sizeof(what), "no known signature, but byte %lld of its last MiB is not zero",
+				 (long long)i);
+		return refuse(err, device, what);
+	}
+	for (size_t k = 0; k < sizeof(inner_mib) / sizeof(inner_mib[0]); k++) {
+		uint64_t off = (uint64_t)inner_mib[k] * MIB;
+		if (off + INNER_WINDOW > size - head)
+			break;
+		i = first_nonzero(fd, buf, INNER_WINDOW, off);
+		if (i < -1)
+			return fv_err_set(err, (int)-i, "device '%s' is not readable; refusing to format it", device);
+		if (i < 0)
+			continue;
+		if (find_signature(fd, off, 0, true, type, sizeof(type), desc, sizeof(desc)) == 1)
+			snprintf(what, sizeof(what), "%s: a partition whose table was wiped?", desc);
+		else
+			snprintf(what, sizeof(what), "no known signature, but byte %llu is not zero",
+				 (unsigned long long)(off + (uint64_t)i));
+		return refuse(err, device, what);
+	}
+	return 0;
+}
+
+/* An xfs whose primary superblock still says "mkfs in progress"
+ * (sb_inprogress, byte 126): mkfs.xfs clears it as its very last write.
+ * mke2fs writes the ext4 primary superblock last, so an ext4 that libblkid
+ * finds is complete. */
+static int fs_complete(int fd, const char *fstype)
+{
+	if (strcmp(fstype, "xfs"))
+		return 1;
+	unsigned char sb[512];
+	int r = read_exact(fd, sb, sizeof(sb), 0);
+	if (r < 0)
+		return r;
+	return memcmp(sb, "XFSB", 4) || sb[126] == 0;
+}
+
+/* Only what an interrupted mkfs of rec->fstype can have written: no other
+ * signature anywhere libblkid looks (bad checksums included), and nothing
+ * after the record, where mkfs never writes. */
+static int check_unfinished(int fd, const char *device, uint64_t size, const struct fv_format_record *rec,
+			    struct fv_err *err)
+{
+	char type[64], desc[160], what[320];
+	int s = find_signature(fd, 0, 0, true, type, sizeof(type), desc, sizeof(desc));
+	if (s < 0)
+		return fv_err_msg(err, EIO, "cannot probe device '%s'; refusing to format it", device);
+	if (s == 2)
+		return refuse(err, device, "several conflicting signatures, and a flexvol format record");
+	if (s == 1 && strcmp(type, rec->fstype)) {
+		snprintf(what, sizeof(what), "%s, over an unfinished %s format of flexvol's", desc, rec->fstype);
+		return refuse(err, device, what);
+	}
+	uint64_t tail = rec->fs_size + FV_FORMAT_RECORD_SIZE;
+	_cleanup_free_ unsigned char *buf = malloc(MIB);
+	if (!buf)
+		return fv_err_set(err, ENOMEM, "checking '%s'", device);
+	for (uint64_t off = tail; off < size;) {
+		size_t n = size - off < MIB ? (size_t)(size - off) : MIB;
+		int64_t i = first_nonzero(fd, buf, n, off);
+		if (i < -1)
+			return fv_err_set(err, (int)-i, "the end of device '%s' is not readable; refusing to format it",
+					  device);
+		if (i >= 0) {
+			snprintf(what, sizeof(what),
+				 "an unfinished %s format of flexvol's, but byte %llu, after the file system, is not zero",
+				 rec->fstype, (unsigned long long)(off + (uint64_t)i));
+			return refuse(err, device, what);
+		}
+		off += n;
+	}
+	return 0;
+}
+
+struct probe {
+	enum fv_block_content content;
+	char fstype[64];
+	bool record; /* FILESYSTEM: our format record is still there */
+};
+
+static int probe_device(const char *device, struct probe *p, struct fv_err *err)
 {
 	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -62,80 +236,53 @@ static int check_blank(const char *device, struct fv_err *err)
 		return fv_err_set(err, errno, "cannot get the size of '%s'", device);
 	if (size == 0)
 		return fv_err_msg(err, EIO, "device '%s' has size 0 (not attached yet?)", device);
-	size_t head = size < MIB ? (size_t)size : MIB;
-	_cleanup_free_ unsigned char *buf = malloc(MIB);
-	if (!buf)
-		return fv_err_set(err, ENOMEM, "checking '%s'", device);
-	int r = read_exact(fd, buf, head, 0);
-	if (r < 0)
-		return fv_err_set(err, -r, "device '%s' is not readable; refusing to format it", device);
-	for (size_t i = 0; i < head; i++)
-		if (buf[i])
-			return fv_err_msg(err, EEXIST,
-					  "device '%s' holds data (no known file system, but byte %zu of its first MiB "
-					  "is not zero); refusing to format it",
-					  device, i);
-	r = read_exact(fd, buf, head, (off_t)(size - head));
-	if (r < 0)
-		return fv_err_set(err, -r, "the end of device '%s' is not readable; refusing to format it", device);
+	struct fv_format_record rec = {0};
+	int record = fv_format_record_read(fd, size, &rec);
+	if (record < 0)
+		return fv_err_set(err, -record, "the end of device '%s' is not readable", device);
+
+	char type[64], desc[160];
+	int s = find_signature(fd, 0, 0, false, type, sizeof(type), desc, sizeof(desc));
+	if (s < 0)
+		return fv_err_msg(err, EIO, "cannot probe device '%s'; refusing to format it", device);
+	if (s == 2)
+		return fv_err_msg(err, EEXIST,
+				  "device '%s' holds data (several conflicting signatures); refusing to touch it", device);
+	if (s == 1 && !*type)
+		return refuse(err, device, desc);
+	if (s == 1) {
+		int complete = fs_complete(fd, type);
+		if (complete < 0)
+			return fv_err_set(err, -complete, "cannot read device '%s'", device);
+		if (complete || record != 1 || strcmp(type, rec.fstype)) {
+			p->content = FV_BLOCK_FILESYSTEM;
+			snprintf(p->fstype, sizeof(p->fstype), "%s", type);
+			p->record = record != 0;
+			return 0;
+		}
+	}
+	if (record == 1) {
+		if (check_unfinished(fd, device, size, &rec, err) < 0)
+			return err->code;
+		p->content = FV_BLOCK_UNFINISHED;
+		snprintf(p->fstype, sizeof(p->fstype), "%s", rec.fstype);
+		return 0;
+	}
+	if (check_blank(fd, device, size, record, err) < 0)
+		return err->code;
+	p->content = FV_BLOCK_BLANK;
 	return 0;
 }
 
 int fv_block_probe(const char *device, enum fv_block_content *content, char **fstype, struct fv_err *err)
 {
-	_cleanup_probe_ blkid_probe pr = blkid_new_probe_from_filename(device);
-	if (!pr)
-		return fv_err_set(err, errno ? errno : EIO, "cannot probe device '%s'", device);
-	blkid_probe_enable_superblocks(pr, 1);
-	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
-	blkid_probe_enable_partitions(pr, 1);
-	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
-	int rc = blkid_do_safeprobe(pr);
-	if (rc == -2)
-		return fv_err_msg(err, EEXIST, "device '%s' holds data (several conflicting signatures); refusing to touch it",
-				  device);
-	if (rc < 0)
-		return fv_err_msg(err, EIO, "cannot probe device '%s'; refusing to format it", device);
-	const char *v = NULL;
-	if (rc == 0 && blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0 && v) {
-		*fstype = strdup(v);
-		if (!*fstype)
-			return fv_err_set(err, ENOMEM, "probing '%s'", device);
-		*content = FV_BLOCK_FILESYSTEM;
-		return 0;
-	}
-	if (rc == 0 && blkid_probe_lookup_value(pr, "PTTYPE", &v, NULL) == 0 && v)
-		return fv_err_msg(err, EEXIST, "device '%s' holds data (a %s partition table); refusing to format it",
-				  device, v);
-	if (rc == 0)
-		return fv_err_msg(err, EEXIST, "device '%s' holds data (an unrecognised signature); refusing to format it",
-				  device);
-	int r = check_blank(device, err);
-	if (r < 0)
-		return r;
-	*content = FV_BLOCK_BLANK;
+	struct probe p = {0};
+	if (probe_device(device, &p, err) < 0)
+		return err->code;
+	*content = p.content;
+	if (p.content != FV_BLOCK_BLANK && !(*fstype = strdup(p.fstype)))
+		return fv_err_set(err, ENOMEM, "probing '%s'", device);
 	return 0;
-}
-
-int fv_block_format(const char *device, const char *fstype, struct fv_err *err)
-{
-	char tool[64];
-	if (!strcmp(fstype, "ext4")) {
-		if (fv_tool_path("mkfs.ext4", "e2fsprogs", tool, sizeof(tool), err) < 0)
-			return err->code;
-		/* As the kubelet's own formatter does: no reserved blocks, inode
-		 * tables and journal written now rather than in the background. */
-		const char *argv[] = {tool, "-q", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0", "--",
-				      device, NULL};
-		return fv_run(argv, MKFS_TIMEOUT_MS, NULL, err);
-	}
-	if (!strcmp(fstype, "xfs")) {
-		if (fv_tool_path("mkfs.xfs", "xfsprogs", tool, sizeof(tool), err) < 0)
-			return err->code;
-		const char *argv[] = {tool, "-q", "--", device, NULL};
-		return fv_run(argv, MKFS_TIMEOUT_MS, NULL, err);
-	}
-	return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
 }
 
 static int check_fstype(const char *fstype, struct fv_err *err)
@@ -157,6 +304,68 @@ static int check_existing_mount(const char *device, const char *target, struct f
 	return 0;
 }
 
+/* The ext4 superblock fields fsck is decided on (docs/design.md, "fsck"). */
+#define EXT4_SB_OFFSET 1024
+#define EXT4_VALID_FS 0x0001
+#define EXT4_ERROR_FS 0x0002
+
+static int ext4_state(const char *device, unsigned *state, struct fv_err *err)
+{
+	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fv_err_set(err, errno, "cannot open device '%s'", device);
+	unsigned char sb[1024];
+	int r = read_exact(fd, sb, sizeof(sb), EXT4_SB_OFFSET);
+	if (r < 0)
+		return fv_err_set(err, -r, "cannot read the ext4 superblock of '%s'", device);
+	if (sb[0x38] != 0x53 || sb[0x39] != 0xef)
+		return fv_err_msg(err, EIO, "'%s' has no ext4 superblock", device);
+	*state = (unsigned)sb[0x3a] | (unsigned)sb[0x3b] << 8;
+	return 0;
+}
+
+static const char *ext4_state_name(unsigned state)
+{
+	if (state & EXT4_ERROR_FS)
+		return "as having errors";
+	return "as not cleanly unmounted";
+}
+
+/* Before a read-write mount: fsck.ext4 -p (preen: only the repairs that are
+ * always safe) when the superblock says the file system has errors, or was
+ * not cleanly unmounted with no journal to replay. A clean file system, or one
+ * whose journal the kernel replays at mount, is left alone. */
+int fv_block_fsck_ext4(const char *device, struct fv_err *err)
+{
+	unsigned state;
+	if (ext4_state(device, &state, err) < 0)
+		return err->code;
+	if ((state & EXT4_VALID_FS) && !(state & EXT4_ERROR_FS))
+		return 0;
+	char tool[64];
+	if (fv_tool_path("fsck.ext4", "e2fsprogs", tool, sizeof(tool), err) < 0)
+		return err->code;
+	const char *why = ext4_state_name(state);
+	fv_log(LOG_WARNING, "the ext4 superblock of %s marks it %s: running fsck.ext4 -p", device, why);
+	const char *argv[] = {tool, "-p", "--", device, NULL};
+	struct fv_err ferr = {0};
+	int rc = fv_run(argv, MKFS_TIMEOUT_MS, NULL, &ferr);
+	/* Exit 1 (repaired) and 2 (repaired, reboot suggested) leave a clean
+	 * superblock; 4 and above (left unrepaired, or failed) do not. The
+	 * superblock is what decides. */
+	if (ext4_state(device, &state, err) < 0)
+		return err->code;
+	if ((state & EXT4_VALID_FS) && !(state & EXT4_ERROR_FS)) {
+		fv_log(LOG_NOTICE, "fsck.ext4 -p checked %s: the file system is clean now%s%s", device, rc ? "; " : "",
+		       rc ? ferr.msg : "");
+		return 0;
+	}
+	return fv_err_msg(err, EUCLEAN,
+			  "the ext4 file system on '%s' is marked %s and fsck.ext4 -p did not repair it (%s); "
+			  "repair it by hand (fsck.ext4 %s) before using the volume",
+			  device, why, rc ? ferr.msg : "it exited 0", device);
+}
+
 int fv_block_mount_device(const char *device, const char *target, const char *fstype, bool readonly,
 			  struct fv_err *err)
 {
@@ -171,23 +380,51 @@ int fv_block_mount_device(const char *device, const char *target, const char *fs
 	if (m)
 		return check_existing_mount(device, target, err);
 
-	enum fv_block_content content;
-	_cleanup_free_ char *found = NULL;
-	if (fv_block_probe(device, &content, &found, err) < 0)
+	struct probe p = {0};
+	if (probe_device(device, &p, err) < 0)
 		return err->code;
-	if (content == FV_BLOCK_FILESYSTEM && fstype && strcmp(found, fstype))
-		return fv_err_msg(err, EEXIST, "device '%s' holds a %s file system, but the volume asks for %s; "
-					       "refusing to format it",
-				  device, found, fstype);
-	if (content == FV_BLOCK_BLANK) {
+	const char *found = p.fstype;
+	if (p.content == FV_BLOCK_FILESYSTEM) {
+		if (fstype && strcmp(found, fstype))
+			return fv_err_msg(err, EEXIST, "device '%s' holds a %s file system, but the volume asks for %s; "
+						       "refusing to format it",
+					  device, found, fstype);
+		if (!fv_mount_fstype_allowed(found))
+			return fv_err_msg(err, EPERM, "device '%s' holds a %s file system, which this node does not mount "
+						      "(only ext4 and xfs unless the driver's allowed-fstypes config key "
+						      "lists %s)",
+					  device, found, found);
+		/* A format of ours that finished just before its record was cleared. */
+		if (p.record && !readonly) {
+			int c = fv_format_record_clear(device, err);
+			if (c < 0)
+				return err->code;
+			if (c)
+				fv_log(LOG_NOTICE, "%s: cleared the format record of a finished %s format", device, found);
+		}
+	} else {
 		if (readonly)
-			return fv_err_msg(err, EROFS, "device '%s' is blank and the volume is read-only: not formatting it",
-					  device);
-		fv_log(LOG_NOTICE, "formatting blank device %s as %s", device, want);
-		if (fv_block_format(device, want, err) < 0)
+			return fv_err_msg(err, EROFS, "device '%s' is %s and the volume is read-only: not formatting it",
+					  device, p.content == FV_BLOCK_BLANK ? "blank" : "partly formatted");
+		if (p.content == FV_BLOCK_UNFINISHED)
+			fv_log(LOG_WARNING, "%s holds an unfinished %s format of ours (mkfs was interrupted): formatting "
+					    "it again",
+			       device, found);
+		if (fv_format_device(device, want, p.content == FV_BLOCK_UNFINISHED, err) < 0)
 			return fv_err_prefix(err, "formatting '%s'", device);
+		found = want;
 	}
-	return fv_mount_fs(device, target, found ? found : want, readonly ? "ro" : "rw", err);
+	if (!strcmp(found, "ext4") && !readonly && fv_block_fsck_ext4(device, err) < 0)
+		return err->code;
+	if (fv_mount_fs(device, target, found, readonly ? "ro" : "rw", err) < 0) {
+		if (err->code == -EUCLEAN)
+			return fv_err_msg(err, EUCLEAN,
+					  "cannot mount the %s file system on '%s': Structure needs cleaning (it is damaged); "
+					  "repair it with %s %s",
+					  found, device, !strcmp(found, "xfs") ? "xfs_repair" : "fsck.ext4", device);
+		return err->code;
+	}
+	return 0;
 }
 
 int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *err)

@@ -5,22 +5,30 @@
 #include <sys/types.h>
 #include "err.h"
 
-enum fv_block_content { FV_BLOCK_BLANK, FV_BLOCK_FILESYSTEM };
+/* BLANK: the blank rule holds (docs/design.md): no signature libblkid finds
+ * (partition tables and backup GPTs included), first and last MiB and the
+ * first 128 KiB of the inner MiB boundaries all zero, readable to the end.
+ * UNFINISHED: our format record (format.h) and nothing but what an
+ * interrupted mkfs of its type can have written. FILESYSTEM: a file system.
+ * Anything else is an error "device holds data", naming what was found. */
+enum fv_block_content { FV_BLOCK_BLANK, FV_BLOCK_FILESYSTEM, FV_BLOCK_UNFINISHED };
 
-/* Blank means: no file system or partition-table signature, readable from
- * first to last MiB, and a first MiB of zeros. Anything else with no known
- * file system is an error "device holds data". *fstype gets the found type
- * (caller frees). */
+/* *fstype gets the found type, or for UNFINISHED the type being formatted
+ * (caller frees; NULL when blank). */
 int fv_block_probe(const char *device, enum fv_block_content *content, char **fstype, struct fv_err *err);
 
-/* mkfs for ext4 or xfs, of a device fv_block_probe() found blank. */
-int fv_block_format(const char *device, const char *fstype, struct fv_err *err);
-
-/* The mountdevice step: format if and only if blank, then mount on target
- * (rw, or ro when readonly; a blank read-only volume is refused). Already
- * mounted there from the same device: success. fstype NULL means ext4. */
+/* The mountdevice step: format if and only if blank or unfinished (format
+ * protocol, format.h), fsck.ext4 -p when the superblock asks for it, then
+ * mount on target (rw, or ro when readonly; a blank read-only volume is
+ * refused). A file system found with fstype NULL must be ext4, xfs or in
+ * allowed-fstypes. Already mounted there from the same device: success.
+ * fstype NULL means ext4. */
 int fv_block_mount_device(const char *device, const char *target, const char *fstype, bool readonly,
 			  struct fv_err *err);
+
+/* Runs fsck.ext4 -p on device when its superblock marks it as having errors
+ * or as not cleanly unmounted; an error when that leaves it unrepaired. */
+int fv_block_fsck_ext4(const char *device, struct fv_err *err);
 
 /* The device number behind a block device path (st_rdev). */
 int fv_block_devno(const char *device, dev_t *devno, struct fv_err *err);

@@ -14,6 +14,7 @@
 #include "flexvol.h"
 #include "lock.h"
 #include "log.h"
+#include "mount.h"
 #include "path.h"
 #include "reply.h"
 
@@ -310,6 +311,8 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 	} else if (!provider_op(provider, v)) {
 		o.reply.status = FV_NOT_SUPPORTED;
 	} else if (!(ctx.config = fv_config_load(conf_path, &o.err))) {
+		fail(&o);
+	} else if (fv_mount_policy_load(ctx.config, provider->name, &o.err) < 0) {
 		fail(&o);
 	} else {
 		dispatch(&ctx, v, argc - 2, argv + 2, &o, &opts);

@@ -3,13 +3,77 @@
 #include <fcntl.h>
 #include <libmount.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include "cleanup.h"
 #include "flexvol.h"
 #include "lock.h"
 #include "path.h"
+
+/* The node's mount policy for this call (fv_mount_policy_load). The defaults
+ * are the safe ones, so a caller that never loads a policy (unit tests,
+ * tools) still gets nosuid,nodev and only ext4/xfs. */
+static struct {
+	bool allow_setuid, allow_devices;
+	char extra_fstypes[256]; /* ",a,b," or "" */
+} policy;
+
+int fv_mount_policy_load(const struct fv_config *c, const char *driver, struct fv_err *err)
+{
+	policy.extra_fstypes[0] = '\0';
+	if (fv_config_get_bool(c, driver, "allow-setuid", false, &policy.allow_setuid, err) < 0 ||
+	    fv_config_get_bool(c, driver, "allow-devices", false, &policy.allow_devices, err) < 0)
+		return err->code;
+	const char *list = fv_config_get(c, driver, "allowed-fstypes", NULL);
+	if (!list)
+		return 0;
+	/* Stored as ",a,b," so that a lookup is one strstr of ",type,". */
+	size_t n = 0;
+	policy.extra_fstypes[n++] = ',';
+	for (const char *p = list; *p; p++) {
+		if (*p == ' ' || *p == '\t')
+			continue;
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == ',' || *p == '_' || *p == '.';
+		if (!ok || n + 2 >= sizeof(policy.extra_fstypes)) {
+			policy.extra_fstypes[0] = '\0';
+			return fv_err_msg(err, EINVAL,
+					  "configuration '%s': [%s] allowed-fstypes must be a short comma-separated list "
+					  "of file system types (such as ext2,btrfs), not '%s'",
+					  fv_config_path(c), driver, list);
+		}
+		policy.extra_fstypes[n++] = *p;
+	}
+	policy.extra_fstypes[n++] = ',';
+	policy.extra_fstypes[n] = '\0';
+	return 0;
+}
+
+bool fv_mount_fstype_allowed(const char *fstype)
+{
+	if (!strcmp(fstype, "ext4") || !strcmp(fstype, "xfs"))
+		return true;
+	char key[72];
+	if (snprintf(key, sizeof(key), ",%s,", fstype) >= (int)sizeof(key))
+		return false;
+	return strstr(policy.extra_fstypes, key) != NULL;
+}
+
+/* options plus the policy's nosuid,nodev; caller frees. */
+static char *with_policy(const char *options)
+{
+	char *s = strdup(options ? options : "");
+	if (!s)
+		return NULL;
+	if ((!policy.allow_setuid && mnt_optstr_append_option(&s, "nosuid", NULL)) ||
+	    (!policy.allow_devices && mnt_optstr_append_option(&s, "nodev", NULL))) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
 
 static void context_free(struct libmnt_context **c)
 {
@@ -51,15 +115,17 @@ static int run_mount(struct libmnt_context *c, const char *what, const char *tar
 
 int fv_mount_fs(const char *source, const char *target, const char *fstype, const char *options, struct fv_err *err)
 {
-	_cleanup_mnt_context_ struct libmnt_context *c = new_context(source, target, fstype, options);
+	_cleanup_free_ char *opts = with_policy(options);
+	_cleanup_mnt_context_ struct libmnt_context *c = opts ? new_context(source, target, fstype, opts) : NULL;
 	return run_mount(c, source, target, err);
 }
 
 int fv_mount_bind(const char *source, const char *target, bool readonly, struct fv_err *err)
 {
-	/* libmount turns "bind,ro" into the bind plus the read-only remount. */
-	_cleanup_mnt_context_ struct libmnt_context *c =
-		new_context(source, target, NULL, readonly ? "bind,ro" : "bind");
+	/* libmount turns "bind,ro,nosuid,nodev" into the bind plus a remount
+	 * carrying the flags: the bind call itself ignores them. */
+	_cleanup_free_ char *opts = with_policy(readonly ? "bind,ro" : "bind");
+	_cleanup_mnt_context_ struct libmnt_context *c = opts ? new_context(source, target, NULL, opts) : NULL;
 	return run_mount(c, source, target, err);
 }
 

@@ -4,10 +4,23 @@
 #include <sys/types.h>
 #include "err.h"
 
-/* mount -t fstype -o options source target (no helpers, no mtab). */
+struct fv_config;
+
+/* The node's mount policy, read once per call (main.c) from the driver's
+ * section of its config: every fv_mount_fs and fv_mount_bind carries nosuid
+ * and nodev unless allow-setuid / allow-devices = true; allowed-fstypes
+ * (a,b,...) adds to ext4 and xfs the file systems a block volume with no
+ * fsType may hold. Never a volume option: pod authors write those. */
+int fv_mount_policy_load(const struct fv_config *c, const char *driver, struct fv_err *err);
+/* ext4, xfs, or a type listed in allowed-fstypes. */
+bool fv_mount_fstype_allowed(const char *fstype);
+
+/* mount -t fstype -o options,nosuid,nodev source target (no helpers, no
+ * mtab; the flags as the policy says). */
 int fv_mount_fs(const char *source, const char *target, const char *fstype, const char *options, struct fv_err *err);
-/* Bind source onto target; read-only is a bind plus a read-only remount,
- * because MS_RDONLY on the bind call itself is silently ignored. */
+/* Bind source onto target with nosuid,nodev (as the policy says) and ro if
+ * asked: a bind plus a remount carrying the flags, because the bind call
+ * itself silently ignores them. */
 int fv_mount_bind(const char *source, const char *target, bool readonly, struct fv_err *err);
 /* Unmounts every mount stacked on target. Not mounted or missing: success.
  * A stale mount (ESTALE, ENOTCONN, EIO) is detached lazily. */

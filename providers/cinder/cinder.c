@@ -1040,6 +1040,8 @@ static const struct fv_provider cinder_provider = {
 		"             scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"             http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"             token-margin = 60 (s)\n"
+		"  [cinder]   allow-setuid = false, allow-devices = false (true drops nosuid / nodev),\n"
+		"             allowed-fstypes = ext2,btrfs (mounted with no fsType, besides ext4 and xfs)\n"
 		"See docs/cinder.md.\n",
 	.capabilities = cinder_capabilities,
 	.setup = cinder_setup,

@@ -640,6 +640,8 @@ static const struct fv_provider gcepd_provider = {
 		"  scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"  ca-file, http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"  token-margin = 60 (s)\n"
+		"  allow-setuid = false, allow-devices = false (true drops nosuid / nodev from the mounts),\n"
+		"  allowed-fstypes = ext2,btrfs (mounted from a disk with no fsType, besides ext4 and xfs)\n"
 		"See docs/gcepd.md.\n",
 	.capabilities = gcepd_capabilities,
 	.setup = gcepd_setup,

@@ -260,6 +260,7 @@ static const struct fv_provider hostpath_provider = {
 		"Configuration ([hostpath] in hostpath.conf):\n"
 		"  allowed-roots = /srv:/data   colon-separated directories pods may use; with none\n"
 		"                               set, every path is refused\n"
+		"  allow-setuid = false, allow-devices = false   true drops nosuid / nodev from the binds\n"
 		"Capabilities: attach false, selinuxRelabel false, fsGroup false, supportsMetrics true.\n",
 	.capabilities = hostpath_capabilities,
 	.mount = hostpath_mount,

@@ -259,7 +259,9 @@ static const struct fv_provider loop_provider = {
 		"          (bytes, or with a Ki/Mi/Gi/Ti suffix; at least 1Mi)\n"
 		"  fsType  ext4 (default) or xfs; a blank image is formatted on first mount\n"
 		"Configuration ([loop] in loop.conf):\n"
-		"  image-root = " DEFAULT_IMAGE_ROOT "\n",
+		"  image-root = " DEFAULT_IMAGE_ROOT "\n"
+		"  allow-setuid = false, allow-devices = false   true drops nosuid / nodev from the mounts\n"
+		"  allowed-fstypes = ext2,btrfs   mounted from an image with no fsType, besides ext4 and xfs\n",
 	.capabilities = loop_capabilities,
 	.setup = loop_setup,
 	.teardown = loop_teardown,

@@ -1,0 +1,42 @@
+/* The format protocol (docs/design.md, "Formatting"): a record of our own,
+ * written to the device before mkfs and cleared after it, lets the next
+ * mountdevice finish a format that we started and that was interrupted,
+ * without ever formatting anything else. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+
+/* The device's last MiB (or a little more, to end the file system on a 4 KiB
+ * boundary) is left out of the file system: the record lives at its start. */
+#define FV_FORMAT_RESERVE (1024 * 1024)
+#define FV_FORMAT_RECORD_SIZE 4096
+
+struct fv_format_record {
+	char fstype[16];
+	uint64_t device_size, fs_size;
+	unsigned char nonce[16];
+	uint64_t started; /* Unix time */
+};
+
+/* Where the record of a device of size bytes lives (= the size given to
+ * mkfs); 0 when the device is too small to hold a file system and a record. */
+uint64_t fv_format_record_offset(uint64_t size);
+
+/* Reads the record slot of fd (a device of size bytes). Returns 1 with rec
+ * filled when it holds a valid record for a device of exactly this size, 2
+ * when it holds our magic but not a valid record for this device, 0 when it
+ * holds no record (whatever else is there), <0 on a read error. */
+int fv_format_record_read(int fd, uint64_t size, struct fv_format_record *rec);
+
+/* Writes a record, runs mkfs for fstype (ext4 or xfs) on the first
+ * record-offset bytes, checks that the device now shows that file system and
+ * clears the record. force: the device holds an unfinished format of ours
+ * (mkfs -F / -f, which mkfs.xfs needs over its own partial signature). The
+ * caller has checked the device (blank, or unfinished) under its lock. */
+int fv_format_device(const char *device, const char *fstype, bool force, struct fv_err *err);
+
+/* Zeroes the record slot when it holds our magic (a format that finished
+ * before its record was cleared). Returns 1 when it cleared one, 0 when there
+ * was none. */
+int fv_format_record_clear(const char *device, struct fv_err *err);
