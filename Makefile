@@ -38,7 +38,8 @@ DRIVERS   := $(PROVIDERS:%=$(BUILD)/%)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check check-unit check-san check-valgrind check-integration check-vm install demo bench lint clean deps
+.PHONY: all check check-unit check-san check-valgrind check-integration check-crash check-vm fuzz fuzz-short \
+        install demo bench lint clean deps
 all: $(DRIVERS)
 
 $(BUILD)/%.o: %.c
@@ -64,7 +65,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libflexvol.a
 	  $(if $($*_LIBS),$(shell $(PKG_CONFIG) --libs $($*_LIBS)))
 
 # Every test tier. CI runs exactly this.
-check: all check-unit check-san check-valgrind check-integration check-vm
+check: all check-unit check-san check-valgrind check-integration check-crash fuzz-short check-vm
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do $$t; done
@@ -95,6 +96,45 @@ check-valgrind: $(UNIT_TESTS) $(DRIVERS)
 check-integration: all
 	$(PYTHON) -m pytest -p no:cacheprovider -v --durations=10 tests/fakes tests/integration
 
+# Each node-side call of each block driver killed, and failing, at sampled syscalls (strace), then
+# replayed as kubelet would; many volumes at once. CRASH_SAMPLES, CRASH_MAX_INTERESTING and
+# CRASH_ERROR_POINTS set how many steps (tests/crash/strace_points.py); the summary counts them.
+check-crash: all
+	$(PYTHON) -m pytest -p no:cacheprovider -v --durations=10 tests/crash
+
+# libFuzzer harnesses (tests/fuzz): every parser of untrusted input, built with clang's
+# fuzzer, ASan and UBSan. make fuzz: FUZZ_SECONDS each; make fuzz-short (in check): FUZZ_SHORT_SECONDS.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SHORT_SECONDS ?= 12
+FUZZERS      := opts config nfsopts cinder gce
+FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = $(CSTD) -Wall -Wextra -Wno-unused-function -Iflexvol -DFV_VERSION='"fuzz"' \
+                $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(FUZZ_SAN)
+# Providers' files a harness links beside the one it includes (for its static parsers).
+fuzz_cinder_LIBS := libcurl
+fuzz_gce_OBJS    := $(FUZZ_BUILD)/providers/gcepd/gceutil.o $(FUZZ_BUILD)/providers/gcepd/jwt.o
+fuzz_gce_LIBS    := libcurl libcrypto
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -I$(dir $<) -c -o $@ $<
+
+$(FUZZ_BUILD)/libflexvol.a: $(CORE_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+	$(AR) rcs $@ $^
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libflexvol.a $$(fuzz_$$*_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -Iproviders/cinder -Iproviders/gcepd -o $@ $< \
+	  $(fuzz_$*_OBJS) $(FUZZ_BUILD)/libflexvol.a $(CORE_LIBS) $(if $(fuzz_$*_LIBS),$(shell $(PKG_CONFIG) --libs $(fuzz_$*_LIBS)))
+
+fuzz: $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZERS)
+
+fuzz-short: $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
+	tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_BUILD) $(FUZZERS)
+
 # Packaging targets (make bundle) live beside the installer.
 -include install/bundle.mk
 
@@ -119,4 +159,4 @@ lint:
 	  flexvol/*.c providers/*/*.c || (echo "banned function used"; false)
 
 clean:
-	rm -rf $(BUILD) build-san
+	rm -rf $(BUILD) build-san $(FUZZ_BUILD)

@@ -77,7 +77,14 @@ struct fv_config *fv_config_load(const char *path, struct fv_err *err)
 	}
 	c->exists = true;
 	int line = ini_parse_file(f, on_entry, c);
+	/* inih stops at a read error as at the end: a half-read file is no configuration. */
+	int read_error = ferror(f) ? EIO : 0;
 	fclose(f);
+	if (read_error) {
+		fv_err_set(err, read_error, "cannot read configuration '%s'", path);
+		fv_config_free(c);
+		return NULL;
+	}
 	if (line != 0) {
 		if (line > 0)
 			fv_err_msg(err, EINVAL, "configuration '%s': syntax error on line %d", path, line);

@@ -17,6 +17,8 @@ def guest():
 
 
 def pytest_terminal_summary(terminalreporter):
+    for note in vm.BOOT_RETRIES:
+        terminalreporter.write_line(note.splitlines()[0])
     if _ready_times:
         times = ", ".join(f"{t:.1f}" for t in _ready_times)
         terminalreporter.write_line(f"VM tier: guest ready after {times} s "
