@@ -153,8 +153,9 @@ static void __attribute__((noreturn)) exec_child(const char *const argv[], int o
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
 	for (int s = 1; s < NSIG; s++) {
-		/* glibc keeps two real-time signals to itself (EINVAL), but an
-		 * ignored one is still inherited across exec: the kernel resets it. */
+		/* glibc refuses its two reserved real-time signals (EINVAL), yet
+		 * one ignored by our parent would stay ignored across exec: ask the
+		 * kernel directly. */
 		struct kernel_sigaction {
 			void (*handler)(int);
 			unsigned long flags;
