@@ -76,9 +76,10 @@ static int find_signature(int fd, uint64_t off, uint64_t len, bool thorough, cha
 		return -EIO;
 	if (rc == 1)
 		return 0;
-	const char *v = NULL, *at = off ? " at byte %llu of the device" : "";
+	const char *v = NULL;
 	char where[64] = "";
-	snprintf(where, sizeof(where), at, (unsigned long long)off);
+	if (off)
+		snprintf(where, sizeof(where), " at byte %llu of the device", (unsigned long long)off);
 	if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0 && v) {
 		const char *usage = NULL;
 		blkid_probe_lookup_value(pr, "USAGE", &usage, NULL);
@@ -223,7 +224,7 @@ static int check_unfinished(int fd, const char *device, uint64_t size, const str
 struct probe {
 	enum fv_block_content content;
 	char fstype[64];
-	bool record; /* FILESYSTEM: our format record is still there */
+	bool record; /* FILESYSTEM: a valid format record of ours is still there */
 };
 
 static int probe_device(const char *device, struct probe *p, struct fv_err *err)
@@ -257,7 +258,9 @@ static int probe_device(const char *device, struct probe *p, struct fv_err *err)
 		if (complete || record != 1 || strcmp(type, rec.fstype)) {
 			p->content = FV_BLOCK_FILESYSTEM;
 			snprintf(p->fstype, sizeof(p->fstype), "%s", type);
-			p->record = record != 0;
+			/* Only a valid record is ours to clear: it lies where our
+			 * file system ends, outside it. */
+			p->record = record == 1;
 			return 0;
 		}
 	}
