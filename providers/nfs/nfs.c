@@ -349,16 +349,21 @@ static int walk(int root, const struct nfs_volume *v, size_t ncomp, struct prepa
 		}
 		if (next < 0)
 			return walk_error(v, prefix, errno, err);
+		/* On the descriptor of the directory just made, never a path.
+		 * chown may drop mode bits: the mode is set again after it. */
+		if (made && (v->subdir_uid >= 0 || v->subdir_gid >= 0) &&
+		    (fchown(next, (uid_t)v->subdir_uid, (gid_t)v->subdir_gid) < 0 || fchmod(next, v->subdir_mode) < 0)) {
+			int e = errno;
+			close(next);
+			/* Not left half made: kubelet's retry must meet the same refusal,
+			 * not an existing directory it would take as it is. */
+			unlinkat(cur, name, AT_REMOVEDIR);
+			return fv_err_set(err, e, "cannot set the owner of '%s' in %s to %ld:%ld (root squashed?)", prefix,
+					  v->root_source, v->subdir_uid, v->subdir_gid);
+		}
 		close(cur);
 		cur = next;
 		if (made) {
-			/* On the descriptor of the directory just made, never a path.
-			 * chown may drop mode bits: the mode is set again after it. */
-			if ((v->subdir_uid >= 0 || v->subdir_gid >= 0) &&
-			    (fchown(cur, (uid_t)v->subdir_uid, (gid_t)v->subdir_gid) < 0 ||
-			     fchmod(cur, v->subdir_mode) < 0))
-				return fv_err_set(err, errno, "cannot set the owner of '%s' in %s to %ld:%ld", prefix,
-						  v->root_source, v->subdir_uid, v->subdir_gid);
 			out->created = true;
 			fv_log(LOG_NOTICE, "created %s/%s (mode %04o, owner %ld:%ld)", v->root_source, prefix,
 			       v->subdir_mode, v->subdir_uid, v->subdir_gid);

@@ -10,7 +10,8 @@ has no IP network, so server and client both use 127.0.0.1.
         running in the background).
     ganesha.py stop --port PORT
 
-From python (inside the guest): start(export_dir, port) / stop(port).
+From python (inside the guest): start(export_dir, port) / stop(port);
+start(..., squash="Root_Squash") maps root to the anonymous user.
 Mount with: mount -t nfs4 -o port=PORT 127.0.0.1:/export MOUNTPOINT
 
 Things that bite (see /work/shared/reference/vm-notes.md):
@@ -51,7 +52,7 @@ EXPORT {{
     Protocols = 4;
     Transports = TCP;
     Access_Type = RW;
-    Squash = No_Root_Squash;
+    Squash = {squash};
     SecType = sys;
     FSAL {{
         Name = VFS;
@@ -67,12 +68,12 @@ def workdir_for(port):
     return f"/tmp/ganesha-{port}"
 
 
-def write_config(export_dir, port, pseudo):
+def write_config(export_dir, port, pseudo, squash="No_Root_Squash"):
     workdir = workdir_for(port)
     os.makedirs(os.path.join(workdir, "recovery"), exist_ok=True)
     path = os.path.join(workdir, "ganesha.conf")
     with open(path, "w") as f:
-        f.write(CONFIG.format(port=port, workdir=workdir,
+        f.write(CONFIG.format(port=port, workdir=workdir, squash=squash,
                               export_dir=os.path.abspath(export_dir), pseudo=pseudo))
     return path
 
@@ -90,12 +91,13 @@ def log_tail(port, lines=30):
         return "(no log)"
 
 
-def start(export_dir, port, pseudo="/export"):
-    """Start ganesha exporting `export_dir`; return its pid once it listens."""
+def start(export_dir, port, pseudo="/export", squash="No_Root_Squash"):
+    """Start ganesha exporting `export_dir`; return its pid once it listens.
+    squash: ganesha's Squash setting (Root_Squash maps root to nobody)."""
     if listening(port):
         raise RuntimeError(f"port {port} is already in use")
     workdir = workdir_for(port)
-    config = write_config(export_dir, port, pseudo)
+    config = write_config(export_dir, port, pseudo, squash)
     # -F: stay in the foreground, so the pid we get is the server's. Its own
     # session and no inherited stdio: it must outlive this helper and must
     # not hold the pipe the caller reads our output from.

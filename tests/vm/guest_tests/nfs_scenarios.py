@@ -31,6 +31,7 @@ DRIVER = os.path.join(BUILD, "nfs")
 SERVER = "127.0.0.1"
 MAIN_PORT = 2049     # the default NFS port: no port= option needed
 STOP_PORT = 20490    # a second server, for the tests that freeze it
+SQUASH_PORT = 20492  # a third, squashing root
 
 
 def pod(n, ns="default", name=None, sa="default"):
@@ -41,12 +42,12 @@ def pod(n, ns="default", name=None, sa="default"):
 class NfsServer:
     """ganesha exporting a fresh tmpfs (its VFS backend needs real file handles)."""
 
-    def __init__(self, port):
+    def __init__(self, port, squash="No_Root_Squash"):
         self.port = port
         self.export = "/tmp/nfs-export-%d" % port
         os.makedirs(self.export, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", self.export], check=True)
-        self.pid = ganesha.start(self.export, port)
+        self.pid = ganesha.start(self.export, port, squash=squash)
         self.share = "/export"
 
     def path(self, *parts):
@@ -736,3 +737,27 @@ def test_subdir_on_unmount_leaves_what_it_did_not_create(node, server):
     assert node.kubelet.tear_down_pod(p["uid"], "pv-ret").status == "Success"
     assert os.path.isdir(server.path("ret", p["uid"])), "retain is the default"
     assert node.mounts() == []
+
+
+def test_subdir_owner_refused_by_a_squashing_server(node):
+    """Root squashed to nobody: the directory is made, its chown refused; the
+    mount fails saying so and the directory is gone again, so kubelet's retry
+    fails the same way instead of mounting a directory with the wrong owner."""
+    s = NfsServer(SQUASH_PORT, squash="Root_Squash")
+    try:
+        os.makedirs(s.path("open"))
+        os.chmod(s.path("open"), 0o777)
+        p = pod(107)
+        opts = vol(s, subDir="open/${pod.uid}", createSubDir="true", subDirUid="1234")
+        for _ in range(2):
+            r = node.kubelet.set_up_pod(p, "pv-squash", opts)
+            assert r.status == "Failure" and "cannot set the owner of 'open/%s'" % p["uid"] in r.message, r
+            assert os.listdir(s.path("open")) == [], "the half-made directory is removed"
+        assert node.mounts() == []
+        # Without an owner the same volume mounts (the directory is the anonymous user's).
+        r = node.kubelet.set_up_pod(p, "pv-squash", vol(s, subDir="open/${pod.uid}", createSubDir="true"))
+        assert r.status == "Success", r
+        assert os.stat(s.path("open", p["uid"])).st_uid != 0, "made by the anonymous user"
+        assert node.kubelet.tear_down_pod(p["uid"], "pv-squash").status == "Success"
+    finally:
+        s.close()
