@@ -279,9 +279,9 @@ def test_cinder_fails_for_a_node_not_found(cinder_tree):
 make_gce, _ = cloud_fixtures(GCECloud, no_wrapper)
 
 
-@pytest.fixture
-def gce_tree(make_gce, tmp_path, kubelet):
-    cloud = make_gce(key=True)
+@pytest.fixture(params=["key-file", "metadata-token"])
+def gce_tree(request, make_gce, tmp_path, kubelet):
+    cloud = make_gce(key=request.param == "key-file")
     node = Node(tmp_path / "node", "gcepd", config_dir=cloud.config_dir, run_dir=cloud.run_dir)
     kubelet("--volume-plugin-dir=" + node.plugin_dir)
     return cloud, node
@@ -291,6 +291,7 @@ def test_gcepd_passes_and_fails_for_a_node_not_found(gce_tree):
     cloud, node = gce_tree
     rc, checks, text = node.doctor("--node", "node-1")
     assert rc == 0, text
+    assert not os.path.exists(os.path.join(cloud.run_dir, "tokens")), "doctor's token stays in its scratch dir"
     for name in ("cloud-auth", "compute-endpoint", "node-lookup"):
         assert checks[name]["status"] == "OK", (name, text)
     rc, checks, text = node.doctor("--node", "node-9")
