@@ -268,6 +268,16 @@ def test_cinder_fails_for_a_wrong_keystone_password(cinder_tree):
     assert cloud.password not in text and right not in text
 
 
+def test_cinder_without_credentials_only_warns(cinder_tree):
+    cloud, node = cinder_tree
+    with open(cloud.config_path, "w") as f:
+        f.write("[flexvol]\nudevadm = none\n")
+    rc, checks, text = node.doctor("--node", "node-1")
+    assert rc == 0, text
+    assert checks["cloud-auth"]["status"] == "WARN" and "auth-url" in checks["cloud-auth"]["detail"]
+    assert "node-lookup" not in checks
+
+
 def test_cinder_fails_for_a_node_not_found(cinder_tree):
     cloud, node = cinder_tree
     rc, checks, text = node.doctor(NODE_NAME="node-9")
