@@ -85,7 +85,11 @@ static void check_binary(struct fv_doctor *d, const struct fv_provider *p, char 
 	}
 	snprintf(plugin_dir, size, "%.*s", (int)(vdir - dir), dir);
 	struct stat st;
-	if (stat(exe, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0111) != 0111 || (st.st_mode & 022)) {
+	if (stat(exe, &st) < 0) {
+		fv_doctor_add(d, FV_CHECK_WARN, "binary", "cannot inspect %s: %s", exe, strerror(errno));
+		return;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) != 0111 || (st.st_mode & 022)) {
 		fv_doctor_add(d, FV_CHECK_FAIL, "binary", "%s has mode %04o: it must be a regular file, executable and "
 			      "not writable by group or others (chmod 0755)", exe, (unsigned)(st.st_mode & 07777));
 		return;

@@ -107,7 +107,8 @@ static void print_help(const struct fv_provider *p)
 	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches;\n"
 	       "FLEXVOL_TOOL_PATH (colon-separated) replaces the directories searched for node programs;\n"
 	       "FLEXVOL_KUBELET_ROOT (default: kubelet's --root-dir, else /var/lib/kubelet) for status;\n"
-	       "FLEXVOL_PROC_ROOT (default /proc) where doctor and status look for kubelet.\n"
+	       "FLEXVOL_PROC_ROOT (default /proc) where doctor and status look for kubelet;\n"
+	       "NODE_NAME (default: the host name) names this node for doctor's cloud checks.\n"
 	       "Logs go to syslog (facility daemon, tag flexvol-%s); nothing is written to stderr.\n",
 	       p->name, p->summary, p->name, p->name, p->help ? p->help : "", p->name, p->name);
 }

@@ -3,7 +3,7 @@
 #
 #   install.sh [install]   install the drivers and their config, check them, then sleep
 #   install.sh uninstall   remove the drivers (refused while a volume of theirs is mounted)
-#   install.sh check       only check that the installed drivers answer init
+#   install.sh check       only check that the installed drivers answer init, and run their doctor
 #
 # Environment (the defaults match install/deploy/base):
 #   FLEXVOL_PLUGIN_DIR       the kubelet plugin dir as mounted in this container     [/flexmnt]
@@ -15,6 +15,9 @@
 #   FLEXVOL_SECRET_DIR       a mounted Secret: keys <driver>.conf (config), <name>.json (key files) [/etc/flexvol-secret]
 #   FLEXVOL_HOST_CONFIG_DIR  the host's /etc/flexvol as mounted here                   [/host/etc/flexvol]
 #   FLEXVOL_INIT_CHECK       auto | host | local | none                                [auto]
+#   FLEXVOL_DOCTOR           after the init check, run each driver's doctor the same way and log
+#                            its lines (a FAIL is logged, not fatal)                      [true]
+#   NODE_NAME                the node's name, for the cloud drivers' doctor (the DaemonSet sets it)
 #   FLEXVOL_PURGE_CONFIG     uninstall also removes <driver>.conf                      [false]
 #   FLEXVOL_FORCE            uninstall even while volumes are mounted                  [false]
 #   FLEXVOL_ONESHOT          exit when done instead of sleeping                        [false]
@@ -38,6 +41,7 @@ BUNDLE=${FLEXVOL_BUNDLE:-/opt/flexvol/drivers}
 SECRET_DIR=${FLEXVOL_SECRET_DIR:-/etc/flexvol-secret}
 HOST_CONFIG_DIR=${FLEXVOL_HOST_CONFIG_DIR:-/host/etc/flexvol}
 INIT_CHECK=${FLEXVOL_INIT_CHECK:-auto}
+DOCTOR=${FLEXVOL_DOCTOR:-true}
 PURGE_CONFIG=${FLEXVOL_PURGE_CONFIG:-false}
 FORCE=${FLEXVOL_FORCE:-false}
 ONESHOT=${FLEXVOL_ONESHOT:-false}
@@ -277,6 +281,58 @@ check_driver() { # <driver> <mode>
 	return 1
 }
 
+# doctor: is the node ready for the driver (its place and the plugin dir kubelet uses, config,
+# programs, kernel, run dir, cloud credentials)? Run the way init was, every line logged. A FAIL is
+# reported, not fatal: the driver is installed, and works once what doctor names is fixed.
+doctor_driver() { # <driver> <mode>
+	dd_d=$1 dd_mode=$2
+	dd_rel="$VENDOR~$dd_d/$dd_d"
+	dd_rc=0
+	case $dd_mode in
+	host)
+		dd_out=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ${NODE_NAME:+"NODE_NAME=$NODE_NAME"} \
+			nsenter -t "$HOST_PID" -m -- "$HOST_PLUGIN_DIR/$dd_rel" doctor 2>&1) || dd_rc=$?
+		;;
+	local)
+		dd_out=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin FLEXVOL_CONFIG_DIR="$HOST_CONFIG_DIR" \
+			${NODE_NAME:+"NODE_NAME=$NODE_NAME"} "$PLUGIN_DIR/$dd_rel" doctor 2>&1) || dd_rc=$?
+		;;
+	*) return 0 ;;
+	esac
+	dd_fail=0 dd_warn=0 dd_ifs=$IFS
+	# One line per check: split on newlines only, and never glob.
+	set -f
+	IFS='
+'
+	for dd_line in $dd_out; do
+		case $dd_line in
+		FAIL*) dd_fail=$((dd_fail + 1)) ;;
+		WARN*) dd_warn=$((dd_warn + 1)) ;;
+		esac
+		say "$dd_d: doctor: $dd_line"
+	done
+	IFS=$dd_ifs
+	set +f
+	if [ "$dd_rc" -eq 0 ] && [ "$dd_fail" -eq 0 ]; then
+		say "$dd_d: doctor: passed ($dd_warn WARN)"
+	else
+		say "$dd_d: doctor: $dd_fail FAIL, $dd_warn WARN (exit status $dd_rc): the lines above say what to fix" \
+			"(docs/install.md, Troubleshooting)"
+	fi
+}
+
+doctor_all() {
+	is_true "$DOCTOR" || {
+		say "doctor skipped (FLEXVOL_DOCTOR=$DOCTOR)"
+		return 0
+	}
+	da_mode=$(init_mode)
+	[ "$da_mode" = none ] && return 0
+	for da_d in $(selected_drivers); do
+		doctor_driver "$da_d" "$da_mode"
+	done
+}
+
 check_all() {
 	ca_mode=$(init_mode)
 	[ "$ca_mode" = none ] && {
@@ -376,10 +432,12 @@ install)
 	install_config
 	check_all
 	: >"$READY_FILE" 2>/dev/null || true
+	doctor_all
 	wait_forever "installed: $(echo "$drivers" | tr '\n' ' ')" resync
 	;;
 check)
 	check_all
+	doctor_all
 	;;
 uninstall)
 	for d in $drivers; do

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cinder.h"
 #include "clock.h"
+#include "config.h"
 #include "doctor.h"
 
 #define DOCTOR_TIMEOUT_MS (30L * 1000)
@@ -31,6 +32,12 @@ static void endpoint(struct fv_doctor *d, struct os_client *c, enum os_service s
 void cinder_doctor(struct fv_ctx *ctx, const char *node, struct fv_doctor *d)
 {
 	struct fv_err err = {0};
+	/* Node-side calls need no credentials: a worker may have none. */
+	if (!fv_config_get(ctx->config, "Global", "auth-url", NULL)) {
+		fv_doctor_add(d, FV_CHECK_WARN, "cloud-auth", "no [Global] auth-url: this node cannot run attach or "
+			      "detach (fine if the controller-manager runs elsewhere with its own configuration)");
+		return;
+	}
 	struct os_client *c = cinder_client(ctx, fv_now_ms() + DOCTOR_TIMEOUT_MS, &err);
 	const char *url;
 	if (!c || os_endpoint(c, OS_COMPUTE, &url, &err) < 0) {

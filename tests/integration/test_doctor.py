@@ -268,6 +268,16 @@ def test_cinder_fails_for_a_wrong_keystone_password(cinder_tree):
     assert cloud.password not in text and right not in text
 
 
+def test_cinder_without_credentials_only_warns(cinder_tree):
+    cloud, node = cinder_tree
+    with open(cloud.config_path, "w") as f:
+        f.write("[flexvol]\nudevadm = none\n")
+    rc, checks, text = node.doctor("--node", "node-1")
+    assert rc == 0, text
+    assert checks["cloud-auth"]["status"] == "WARN" and "auth-url" in checks["cloud-auth"]["detail"]
+    assert "node-lookup" not in checks
+
+
 def test_cinder_fails_for_a_node_not_found(cinder_tree):
     cloud, node = cinder_tree
     rc, checks, text = node.doctor(NODE_NAME="node-9")
@@ -279,9 +289,9 @@ def test_cinder_fails_for_a_node_not_found(cinder_tree):
 make_gce, _ = cloud_fixtures(GCECloud, no_wrapper)
 
 
-@pytest.fixture
-def gce_tree(make_gce, tmp_path, kubelet):
-    cloud = make_gce(key=True)
+@pytest.fixture(params=["key-file", "metadata-token"])
+def gce_tree(request, make_gce, tmp_path, kubelet):
+    cloud = make_gce(key=request.param == "key-file")
     node = Node(tmp_path / "node", "gcepd", config_dir=cloud.config_dir, run_dir=cloud.run_dir)
     kubelet("--volume-plugin-dir=" + node.plugin_dir)
     return cloud, node
@@ -291,6 +301,7 @@ def test_gcepd_passes_and_fails_for_a_node_not_found(gce_tree):
     cloud, node = gce_tree
     rc, checks, text = node.doctor("--node", "node-1")
     assert rc == 0, text
+    assert not os.path.exists(os.path.join(cloud.run_dir, "tokens")), "doctor's token stays in its scratch dir"
     for name in ("cloud-auth", "compute-endpoint", "node-lookup"):
         assert checks[name]["status"] == "OK", (name, text)
     rc, checks, text = node.doctor("--node", "node-9")

@@ -7,6 +7,7 @@ enters the host's mount namespace (nsenter -t 1 -m), as in the DaemonSet with ho
 import errno
 import glob
 import os
+import re
 import shutil
 import signal
 import stat
@@ -138,6 +139,35 @@ def test_installs_every_driver_and_checks_init_from_the_host(node):
         assert "%s: init OK from %s/%s~%s/%s (host mount namespace)" % (d, node.plugin_dir, VENDOR, d, d) in p.stdout
     assert os.path.exists(node.ready)
     assert stray_files(node.plugin_dir) == []
+
+
+def test_runs_doctor_after_installing_and_logs_each_line(node):
+    p = node.run()
+    for d in node.drivers:
+        assert "%s: doctor: OK binary: %s" % (d, node.driver_path(d)) in p.stdout, p.stdout
+        # A summary per driver (nfs may FAIL kernel-nfs here: the host has no NFS client module).
+        assert re.search(r"^flexvol-installer: %s: doctor: (passed|\d+ FAIL)" % d, p.stdout, re.M), p.stdout
+    for d in ("loop", "hostpath"):
+        assert "%s: doctor: passed" % d in p.stdout, p.stdout
+    # The node's checks, run inside the host's mount namespace as kubelet would run the driver.
+    assert "loop: doctor: OK loop-control: /dev/loop-control is there" in p.stdout
+    assert p.stdout.index("loop: init OK") < p.stdout.index("loop: doctor: OK binary")
+
+
+def test_a_doctor_failure_is_logged_but_does_not_fail_the_install(node):
+    # kubelet (a process of that name, seen through the host's /proc) reads another plugin dir.
+    elsewhere = os.path.join(node.tmp, "kubelet-plugins")
+    kubelet = subprocess.Popen(["kubelet", "-c", "read line", "--volume-plugin-dir=" + elsewhere],
+                               executable="/bin/sh", stdin=subprocess.PIPE)
+    try:
+        p = node.run(FLEXVOL_DRIVERS="loop")
+    finally:
+        kubelet.stdin.close()
+        kubelet.wait()
+    assert "loop: doctor: FAIL plugin-dir: kubelet (pid %d) looks for drivers in %s" % (kubelet.pid, elsewhere) \
+        in p.stdout, p.stdout
+    assert "loop: doctor: 1 FAIL" in p.stdout
+    assert os.path.exists(node.ready)
 
 
 def test_install_is_atomic_for_kubelets_watcher(node, tmp_path):
@@ -387,7 +417,7 @@ def daemonset(docs):
 
 def container_env(ds):
     c = ds["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value") for e in c.get("env", [])}
+    return {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}  # valueFrom: the API server's
 
 
 def test_the_image_installs_as_the_daemonset_runs_it(image, tmp_path):
