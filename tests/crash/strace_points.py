@@ -9,10 +9,10 @@ so (name, k) is how one exact step of a recorded call is hit again:
     strace -f -qq ... the same, where the driver makes fewer than k <name>       a child (mkfs), not the driver
     strace -qq -o /dev/null -e inject=<name>:error=EIO:when=<k> driver ...      that syscall fails
 
-How many steps each test breaks: CRASH_SAMPLES (default 6) evenly spread
+How many steps each test breaks: CRASH_SAMPLES (default 8) evenly spread
 steps per call, plus every step that changes something (INTERESTING) up to
-CRASH_MAX_INTERESTING (default 10, evenly spread when over); for errors,
-CRASH_ERROR_POINTS (default 8) (step, errno) pairs per call. CRASH_SAMPLES=100000
+CRASH_MAX_INTERESTING (default 14, evenly spread when over); for errors,
+CRASH_ERROR_POINTS (default 10) (step, errno) pairs per call. CRASH_SAMPLES=100000
 CRASH_MAX_INTERESTING=100000 CRASH_ERROR_POINTS=100000 breaks every step of
 every call.
 """
@@ -127,8 +127,8 @@ def kill_points(steps, share=1.0):
     CRASH_SAMPLES spread over the rest, and its INTERESTING steps; `share` of
     those numbers for drivers whose node-side code is mostly the core's,
     which the loop driver's tests already break step by step."""
-    samples = round(env_int("CRASH_SAMPLES", 6) * share)
-    max_interesting = round(env_int("CRASH_MAX_INTERESTING", 10) * share)
+    samples = round(env_int("CRASH_SAMPLES", 8) * share)
+    max_interesting = round(env_int("CRASH_MAX_INTERESTING", 14) * share)
     start = main_start(steps)
     loader, body = steps[:start], steps[start:]
     picked = _spread(loader, 2 if samples and share >= 1 else 0)
@@ -152,10 +152,10 @@ def child_kill_points(trace, exe_prefix, n):
 
 
 def error_points(steps, share=1.0):
-    """(name, k, errno): CRASH_ERROR_POINTS (default 8) spread over every
+    """(name, k, errno): CRASH_ERROR_POINTS (default 10) spread over every
     (step, errno) pair of the driver's own steps that can fail (ERRORS), but
     never the write of its reply to stdout (that is where the reply goes)."""
-    n = round(env_int("CRASH_ERROR_POINTS", 8) * share)
+    n = round(env_int("CRASH_ERROR_POINTS", 10) * share)
     body = steps[main_start(steps):]
     cand = [(name, k, e) for name, k, args in body if name in ERRORS
             and not (name in ("write", "writev") and args.startswith("1,")) for e in ERRORS[name]]
