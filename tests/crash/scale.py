@@ -16,7 +16,7 @@ import time
 from kubelet import go_json
 from lifecycle import POD, Volume
 
-WAIT_ROUNDS = 5
+WAIT_ROUNDS = 8
 
 
 def _volume(node, i, image=None, spec=None):
