@@ -86,8 +86,8 @@ class Stats:
             return []
         total = collections.Counter()
         lines = ["crash tier (CRASH_SAMPLES=%s CRASH_MAX_INTERESTING=%s CRASH_ERROR_POINTS=%s):" % (
-            os.environ.get("CRASH_SAMPLES", "12"), os.environ.get("CRASH_MAX_INTERESTING", "24"),
-            os.environ.get("CRASH_ERROR_POINTS", "14"))]
+            os.environ.get("CRASH_SAMPLES", "8"), os.environ.get("CRASH_MAX_INTERESTING", "14"),
+            os.environ.get("CRASH_ERROR_POINTS", "10"))]
         for key, c in self.rows.items():
             total.update(c)
             lines.append("  %-40s syscalls %4d  points %3d  hit %3d  replays %3d  failures %3d  leaks %d" % (

@@ -6,17 +6,17 @@ mountdevice, mount (every one in use at the same time), then unmount,
 unmountdevice, detach, `workers` calls at a time.
 race(): `racers` calls of each node-side step at once on one volume, half
 of them naming its image through a symlink (two names, one file: one loop
-device, one mount); waitforattach, the racy one, WAIT_ROUNDS times.
+device, one mount); waitforattach, mountdevice and unmountdevice, where the
+image is bound and released, WAIT_ROUNDS times.
 """
 import concurrent.futures
 import os
-import subprocess
 import time
 
 from kubelet import go_json
 from lifecycle import POD, Volume
 
-WAIT_ROUNDS = 5
+WAIT_ROUNDS = 8
 
 
 def _volume(node, i, image=None, spec=None):
@@ -83,31 +83,34 @@ def race(node, racers=32):
     with open(node.image("one.img"), "wb") as f:
         f.truncate(16 << 20)
     assert vol.step("attach").status == "Success"
-    # Binding is the racy part: a few rounds of it, the device freed in between.
+    os.makedirs(g, 0o750)
+    paths = [k.pod_dir(p["uid"], "pv-race") for p in pods]
+    # Binding the image (in waitforattach or mountdevice, as the driver
+    # chooses) is the racy part: a few rounds of it, torn down in between.
     for round_ in range(WAIT_ROUNDS):
         replies = at_once("waitforattach", [("waitforattach", "", go_json(k.options("pv-race", o)))
                                             for o in names])
-        devices = {r.json.get("device") for r in replies if r.status == "Success"}
-        loops = node.loop_devices()
-        if len(devices) != 1 or len(loops) != 1:
-            errors.append("one image through two names: devices %s, loop devices %s" % (sorted(devices), loops))
-        if round_ < WAIT_ROUNDS - 1:
-            for dev in loops:
-                subprocess.run(["losetup", "-d", dev], check=True)
-    dev = sorted(devices)[0] if devices else ""
-    os.makedirs(g, 0o750)
-    at_once("mountdevice", [("mountdevice", g, dev, go_json(k.options("pv-race", o))) for o in names])
-    if node.mounts().count(g) != 1:
-        errors.append("the global path is mounted %d times" % node.mounts().count(g))
-    paths = [k.pod_dir(p["uid"], "pv-race") for p in pods]
-    for p in paths:
-        os.makedirs(p, 0o750)
-    at_once("mount", [("mount", p, go_json(k.options("pv-race", o, pod=pod)))
-                      for p, o, pod in zip(paths, names, pods)])
-    mounts = node.mounts()
-    errors.extend("%s mounted %d times" % (p, mounts.count(p)) for p in paths if mounts.count(p) != 1)
-    at_once("unmount", [("unmount", p) for p in paths])
-    at_once("unmountdevice", [("unmountdevice", g) for _ in range(racers)])
+        devs = [r.json.get("device", "") for r in replies]
+        if len(node.loop_devices()) > 1:
+            errors.append("after waitforattach, one image through two names on loop devices %s"
+                          % node.loop_devices())
+        # Each racer passes what its own waitforattach answered, as kubelet does.
+        at_once("mountdevice", [("mountdevice", g, dev, go_json(k.options("pv-race", o)))
+                                for dev, o in zip(devs, names)])
+        if node.mounts().count(g) != 1 or len(node.loop_devices()) != 1:
+            errors.append("after mountdevice, the global path is mounted %d times, loop devices %s" % (
+                node.mounts().count(g), node.loop_devices()))
+        if round_ == WAIT_ROUNDS - 1:
+            for p in paths:
+                os.makedirs(p, 0o750)
+            at_once("mount", [("mount", p, go_json(k.options("pv-race", o, pod=pod)))
+                              for p, o, pod in zip(paths, names, pods)])
+            mounts = node.mounts()
+            errors.extend("%s mounted %d times" % (p, mounts.count(p)) for p in paths if mounts.count(p) != 1)
+            at_once("unmount", [("unmount", p) for p in paths])
+        at_once("unmountdevice", [("unmountdevice", g) for _ in range(racers)])
+        if node.mounts().count(g):
+            errors.append("the global path is still mounted after unmountdevice")
     for p in paths + [g]:
         os.rmdir(p)
     assert vol.step("detach").status == "Success"

@@ -9,10 +9,11 @@ so (name, k) is how one exact step of a recorded call is hit again:
     strace -f -qq ... the same, where the driver makes fewer than k <name>       a child (mkfs), not the driver
     strace -qq -o /dev/null -e inject=<name>:error=EIO:when=<k> driver ...      that syscall fails
 
-How many steps each test breaks: CRASH_SAMPLES (default 12) evenly spread
-steps per call, plus every step that changes something (INTERESTING) up to
-CRASH_MAX_INTERESTING (default 24, evenly spread when over); for errors,
-CRASH_ERROR_POINTS (default 14) (step, errno) pairs per call. CRASH_SAMPLES=100000
+How many steps each test breaks: CRASH_SAMPLES (default 8) evenly spread
+steps per call, every commit point (ALWAYS: writes, mounts, binds, renames,
+child starts...), plus other steps that change something (INTERESTING) up to
+CRASH_MAX_INTERESTING (default 14, evenly spread when over); for errors,
+CRASH_ERROR_POINTS (default 10) (step, errno) pairs per call. CRASH_SAMPLES=100000
 CRASH_MAX_INTERESTING=100000 CRASH_ERROR_POINTS=100000 breaks every step of
 every call.
 """
@@ -44,6 +45,23 @@ ERRORS = {
     "read": ("EIO", "EINTR"), "execve": ("EIO",), "clone": ("EAGAIN",), "clone3": ("EAGAIN",),
     "sendto": ("EIO",), "connect": ("ECONNREFUSED",),
 }
+# Of those, the ones always taken, however many: they are few per call and
+# each is a commit point (a mount made, a device bound, a file renamed, a
+# child started). ioctls that only ask (LOOP_GET_STATUS64 over every loop
+# device, BLKGETSIZE64...) are sampled with the rest.
+ALWAYS = frozenset((
+    "write", "pwrite64", "writev", "mount", "umount2", "execve", "flock", "rename", "renameat", "renameat2",
+    "link", "linkat", "ftruncate", "fallocate", "unlink", "unlinkat", "rmdir", "fsync", "fdatasync", "clone",
+    "clone3", "vfork", "fork", "kill", "symlink", "symlinkat", "open_tree", "move_mount", "fsmount",
+    "mount_setattr",
+))
+
+
+def always(step):
+    name, _, args = step
+    return name in ALWAYS or (name == "ioctl" and "GET" not in args.split(",", 2)[1])
+
+
 # What the dynamic loader does before main(): breaking it there is the same as
 # never starting, so only a few of those steps are taken.
 LOADER = frozenset(("execve", "brk", "mmap", "access", "openat", "read", "pread64", "newfstatat", "fstat", "close",
@@ -124,11 +142,12 @@ def main_start(steps):
 
 def kill_points(steps, share=1.0):
     """The (name, k) steps of one call to kill it at: a few in the loader,
-    CRASH_SAMPLES spread over the rest, and its INTERESTING steps; `share` of
-    those numbers for drivers whose node-side code is mostly the core's,
-    which the loop driver's tests already break step by step."""
-    samples = round(env_int("CRASH_SAMPLES", 12) * share)
-    max_interesting = round(env_int("CRASH_MAX_INTERESTING", 24) * share)
+    CRASH_SAMPLES spread over the rest, every ALWAYS step, and up to
+    CRASH_MAX_INTERESTING other INTERESTING steps; `share` of those numbers
+    (never of ALWAYS) for new volumes and for drivers whose node-side code is
+    mostly the core's, which the loop driver's tests break step by step."""
+    samples = round(env_int("CRASH_SAMPLES", 8) * share)
+    max_interesting = round(env_int("CRASH_MAX_INTERESTING", 14) * share)
     start = main_start(steps)
     loader, body = steps[:start], steps[start:]
     picked = _spread(loader, 2 if samples and share >= 1 else 0)
@@ -136,7 +155,8 @@ def kill_points(steps, share=1.0):
         picked += body
     else:
         picked += _spread(body, samples)
-    picked += _spread([s for s in body if s[0] in INTERESTING], max_interesting)
+    picked += [s for s in body if always(s)]
+    picked += _spread([s for s in body if s[0] in INTERESTING and not always(s)], max_interesting)
     return _unique(picked)
 
 
@@ -152,10 +172,10 @@ def child_kill_points(trace, exe_prefix, n):
 
 
 def error_points(steps, share=1.0):
-    """(name, k, errno): CRASH_ERROR_POINTS (default 14) spread over every
+    """(name, k, errno): CRASH_ERROR_POINTS (default 10) spread over every
     (step, errno) pair of the driver's own steps that can fail (ERRORS), but
     never the write of its reply to stdout (that is where the reply goes)."""
-    n = round(env_int("CRASH_ERROR_POINTS", 14) * share)
+    n = round(env_int("CRASH_ERROR_POINTS", 10) * share)
     body = steps[main_start(steps):]
     cand = [(name, k, e) for name, k, args in body if name in ERRORS
             and not (name in ("write", "writev") and args.startswith("1,")) for e in ERRORS[name]]

@@ -9,7 +9,7 @@ import pytest
 
 import strace_points as sp
 from lifecycle import NODE_STEPS, record_step, recover_node, run_points
-from test_kill_every_step import CLOUD_SHARE, CLOUDS, cloud_volume, fresh_loop_image, loop_volume
+from test_kill_every_step import CLOUD_SHARE, CLOUDS, NEW_SHARE, cloud_volume, fresh_loop_image, loop_volume
 
 
 def error_wrappers(trace, share=1.0):
@@ -31,7 +31,8 @@ def test_loop_errors_while_creating_and_formatting(loop_node, call):
     fresh_loop_image(vol)
     vol.lifecycle()
     trace = record_step(vol, call, make_fresh=fresh_loop_image)
-    run_points(vol, "error loop %s (new volume)" % call, call, error_wrappers(trace), "error", len(trace.steps()),
+    run_points(vol, "error loop %s (new volume)" % call, call, error_wrappers(trace, NEW_SHARE), "error",
+               len(trace.steps()),
                make_fresh=fresh_loop_image, recover=recover_node)
 
 

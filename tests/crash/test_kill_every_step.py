@@ -14,7 +14,7 @@ from lifecycle import NODE_STEPS, Volume, record_step, recover_node, run_points
 
 # A format is the step that can lose data: mkfs is killed too (strace -f), at
 # this many of its own writes.
-MKFS_POINTS = sp.env_int("CRASH_MKFS_POINTS", 8)
+MKFS_POINTS = sp.env_int("CRASH_MKFS_POINTS", 4)
 
 
 def loop_volume(node, image="data.img"):
@@ -30,8 +30,12 @@ def fresh_loop_image(vol):
     vol.uuid = vol.data_sha = None
 
 
-def kill_wrappers(trace, children=None):
-    wrappers = [sp.kill_wrapper(n, k) for n, k in sp.kill_points(trace.steps())]
+# A new volume costs two lifecycles per point: half the points.
+NEW_SHARE = 0.5
+
+
+def kill_wrappers(trace, children=None, share=1.0):
+    wrappers = [sp.kill_wrapper(n, k) for n, k in sp.kill_points(trace.steps(), share)]
     if children:
         wrappers += [sp.kill_wrapper(n, k, children=True)
                      for n, k in sp.child_kill_points(trace, children, MKFS_POINTS)]
@@ -55,7 +59,7 @@ def test_loop_killed_while_creating_and_formatting(loop_node, call):
     fresh_loop_image(vol)
     vol.lifecycle()
     trace = record_step(vol, call, make_fresh=fresh_loop_image)
-    wrappers = kill_wrappers(trace, "mkfs" if call == "mountdevice" else None)
+    wrappers = kill_wrappers(trace, "mkfs" if call == "mountdevice" else None, NEW_SHARE)
     run_points(vol, "kill loop %s (new volume)" % call, call, wrappers, "kill", len(trace.steps()),
                make_fresh=fresh_loop_image, recover=recover_node)
 
