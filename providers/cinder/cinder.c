@@ -1141,6 +1141,7 @@ static const struct fv_provider cinder_provider = {
 		"flexvol.rescan-after", "flexvol.scsi-rescan", "flexvol.device-dir", "flexvol.sysfs-root",
 		"flexvol.udevadm", "flexvol.config-drive", "flexvol.node-lookup", "flexvol.metadata-url",
 		"flexvol.http-timeout", "flexvol.http-connect-timeout", "flexvol.http-attempts", "flexvol.token-margin",
+		"flexvol.allow-inline",
 		"cinder.allow-setuid", "cinder.allow-devices", "cinder.allowed-fstypes", NULL},
 	.config_private = true,
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},

@@ -757,7 +757,7 @@ static const struct fv_provider gcepd_provider = {
 		SECTION ".http-connect-timeout", SECTION ".http-attempts", SECTION ".token-margin",
 		SECTION ".attach-timeout", SECTION ".rescan-after", SECTION ".scsi-rescan", SECTION ".device-dir",
 		SECTION ".sysfs-root", SECTION ".udevadm", SECTION ".allow-setuid", SECTION ".allow-devices",
-		SECTION ".allowed-fstypes", NULL},
+		SECTION ".allowed-fstypes", SECTION ".allow-inline", NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
 		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},
 	.filesystems = (const char *const[]){"ext4", "xfs", NULL},

@@ -452,7 +452,7 @@ static const struct fv_provider loop_provider = {
 	.mount = loop_mount,
 	.unmount = fv_op_unmount,
 	.config_keys = (const char *const[]){"loop.image-root", "loop.allow-setuid", "loop.allow-devices",
-					     "loop.allowed-fstypes", NULL},
+					     "loop.allowed-fstypes", "loop.max-size", "loop.per-namespace", NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"}, {NULL}},
 	.filesystems = (const char *const[]){"ext4", "xfs", NULL},
 	.needs_loop = true,

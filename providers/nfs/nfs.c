@@ -729,7 +729,7 @@ static const struct fv_provider nfs_provider = {
 	.teardown = nfs_teardown,
 	.mount = nfs_mount,
 	.unmount = nfs_unmount,
-	.config_keys = (const char *const[]){"nfs.fsgroup", "nfs.unmount-timeout", NULL},
+	.config_keys = (const char *const[]){"nfs.fsgroup", "nfs.unmount-timeout", "nfs.allowed-servers", "nfs.max-mount-timeout", NULL},
 	.programs = (const struct fv_program[]){{"mount.nfs", "nfs-common"}, {NULL}},
 	.filesystems = (const char *const[]){"nfs", "nfs4", NULL},
 };
