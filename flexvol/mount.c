@@ -120,13 +120,45 @@ int fv_mount_fs(const char *source, const char *target, const char *fstype, cons
 	return run_mount(c, source, target, err);
 }
 
+/* The bind as one step: a detached copy of the source gets its flags, then is
+ * attached. A bind followed by a remount (the old way) leaves a bind without
+ * its flags when the remount fails or the driver dies between the two, and
+ * kubelet's retry then skips the driver because the pod dir is a mount point:
+ * a read-only pod would keep a writable bind. -ENOSYS: the kernel (or
+ * valgrind) lacks the new mount API. */
+static int bind_with_flags(const char *source, const char *target, bool readonly, struct fv_err *err)
+{
+	_cleanup_close_ int tree = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (tree < 0)
+		return errno == ENOSYS ? -ENOSYS : fv_err_set(err, errno, "cannot bind '%s' on '%s'", source, target);
+	struct mount_attr attr = {
+		.attr_set = (readonly ? MOUNT_ATTR_RDONLY : 0) | (policy.allow_setuid ? 0 : MOUNT_ATTR_NOSUID) |
+			    (policy.allow_devices ? 0 : MOUNT_ATTR_NODEV),
+	};
+	if (attr.attr_set && mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return errno == ENOSYS ? -ENOSYS
+				       : fv_err_set(err, errno, "cannot set the flags of the bind of '%s'", source);
+	if (move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return fv_err_set(err, errno, "cannot bind '%s' on '%s'", source, target);
+	return 0;
+}
+
 int fv_mount_bind(const char *source, const char *target, bool readonly, struct fv_err *err)
 {
+	int r = bind_with_flags(source, target, readonly, err);
+	if (r != -ENOSYS)
+		return r;
 	/* libmount turns "bind,ro,nosuid,nodev" into the bind plus a remount
 	 * carrying the flags: the bind call itself ignores them. */
 	_cleanup_free_ char *opts = with_policy(readonly ? "bind,ro" : "bind");
 	_cleanup_mnt_context_ struct libmnt_context *c = opts ? new_context(source, target, NULL, opts) : NULL;
-	return run_mount(c, source, target, err);
+	int before = fv_is_mountpoint(target, &(struct fv_err){0});
+	if (run_mount(c, source, target, err) == 0)
+		return 0;
+	/* The bind may be in place without its flags (the remount failed): take it away. */
+	if (before == 0 && fv_is_mountpoint(target, &(struct fv_err){0}) == 1)
+		umount2(target, UMOUNT_NOFOLLOW | MNT_DETACH);
+	return err->code;
 }
 
 int fv_is_mountpoint(const char *path, struct fv_err *err)

@@ -39,6 +39,7 @@ ERRORS = {
     "write": ("EIO", "ENOSPC"), "pwrite64": ("EIO", "ENOSPC"), "writev": ("EIO", "ENOSPC"),
     "ftruncate": ("EIO", "ENOSPC"), "fallocate": ("EIO", "ENOSPC"), "fsync": ("EIO",), "fdatasync": ("EIO",),
     "ioctl": ("EIO", "EBUSY"), "mount": ("EIO", "EBUSY"), "umount2": ("EIO", "EBUSY"),
+    "open_tree": ("EIO",), "mount_setattr": ("EIO", "ENOSYS"), "move_mount": ("EBUSY", "EIO"),
     "mkdir": ("ENOSPC", "EIO"), "mkdirat": ("ENOSPC", "EIO"), "rename": ("EIO",), "renameat2": ("EIO",),
     "linkat": ("EIO",), "unlink": ("EIO",), "unlinkat": ("EIO",), "openat2": ("EIO",),
     "flock": ("EINTR",), "wait4": ("EINTR",), "waitid": ("EINTR",), "poll": ("EINTR",), "ppoll": ("EINTR",),

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import LoopNode, cleanup_tree, needs_loop
+from kubelet import go_json
 from test_hostpath import HostpathNode, POD_A, POD_B
 
 MIB = 1 << 20
@@ -176,3 +177,44 @@ def test_ext2_is_mounted_when_allowed_fstypes_lists_it(loop_conf):
     assert subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-M", gpath], capture_output=True,
                           text=True).stdout.strip() == "ext2"
     assert {"nosuid", "nodev"} <= mount_flags(gpath)
+
+
+# A bind and its flags must arrive together: with the old bind-then-remount, a
+# remount that failed, or a driver killed between the two, left a plain bind on
+# the pod dir, and kubelet's retry skips a pod dir that is already a mount point,
+# so a read-only pod kept a writable, suid bind. Each point breaks the pod bind
+# of a read-only pod: the second mount(2) (the remount of the old way, also the
+# libmount fallback forced by mount_setattr failing with ENOSYS) and the steps of
+# the one-step bind. Afterwards the pod dir is either no mount at all or a
+# read-only nosuid,nodev one. (A driver killed inside the fallback itself, on a
+# kernel without mount_setattr, is the documented exception: design.md.)
+@pytest.mark.parametrize("inject", [
+    ["-e", "inject=mount:error=EBUSY:when=2"],
+    ["-e", "inject=mount:signal=KILL:when=2"],
+    ["-e", "inject=mount_setattr:error=ENOSYS", "-e", "inject=mount:error=EBUSY:when=2"],
+    ["-e", "inject=move_mount:signal=KILL:when=1"],
+    ["-e", "inject=mount_setattr:error=EIO:when=1"],
+], ids=["remount-fails", "killed-before-remount", "fallback-remount-fails",
+        "killed-at-move", "setattr-fails"])
+def test_a_pod_bind_never_stands_without_its_flags(loop_conf, inject):
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    node = loop_conf()
+    k = node.kubelet
+    assert loop_volume(node, "pv-f", {"image": "f.img", "size": "64Mi"}, pods=()).status == "Success"
+    opts = k.options("pv-f", {"image": "f.img", "size": "64Mi"}, read_only=True, pod=POD_B)
+    pod_dir = k.pod_dir(POD_B["uid"], "pv-f")
+    os.makedirs(pod_dir, mode=0o750, exist_ok=True)
+    # Under strace, as kubelet would run the driver (argv, env), only traced.
+    subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null"] + inject +
+                   [node.driver.path, "mount", pod_dir, go_json(opts)],
+                   env=node.driver.env, capture_output=True, timeout=120)
+    with open("/proc/self/mountinfo") as f:
+        on_pod_dir = [line for line in f if line.split()[4] == os.path.realpath(pod_dir)]
+    if on_pod_dir:
+        flags = mount_flags(pod_dir)
+        assert {"ro", "nosuid", "nodev"} <= flags, flags
+    # And kubelet's next try (it calls mount again only when the dir is no mount point) ends read-only.
+    r = k.set_up_pod(POD_B, "pv-f", {"image": "f.img", "size": "64Mi"}, read_only=True)
+    assert r is None or r.status == "Success", r
+    assert {"ro", "nosuid", "nodev"} <= mount_flags(pod_dir)
