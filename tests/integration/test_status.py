@@ -34,7 +34,9 @@ def mount_for_pods(node, pods):
     assert k.mount_device(SPEC, OPTS, w.json["device"]).status == "Success"
     for p in pods:
         assert k.set_up_pod(p, SPEC, OPTS, read_only=(p is POD_B)).status == "Success"
-    return w.json["device"]
+    # The loop device is bound by mountdevice (waitforattach answers the image's path).
+    return subprocess.run(["findmnt", "-n", "-o", "SOURCE", "-M", k.global_path(SPEC)], capture_output=True,
+                          text=True, check=True).stdout.strip()
 
 
 def test_lists_a_mounted_volume_with_its_pod_binds(loop_node):
