@@ -38,20 +38,6 @@ int fv_block_devno(const char *device, dev_t *devno, struct fv_err *err)
 	return 0;
 }
 
-static int read_exact(int fd, unsigned char *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = pread(fd, buf + done, n - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
 /* What libblkid finds in [off, off+len) of fd (len 0: to the end): 1 with
  * *type (a file system, or "" for anything else) and desc filled, 0 when
  * nothing, 2 when the signatures conflict, <0 when the probe fails.
@@ -100,7 +86,7 @@ static int find_signature(int fd, uint64_t off, uint64_t len, bool thorough, cha
  * or an error (not readable). */
 static int64_t first_nonzero(int fd, unsigned char *buf, size_t n, uint64_t off)
 {
-	int r = read_exact(fd, buf, n, off);
+	int r = fv_io_exact(fd, buf, n, off, false);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -178,7 +164,7 @@ static int fs_complete(int fd, const char *fstype)
 	if (strcmp(fstype, "xfs"))
 		return 1;
 	unsigned char sb[512];
-	int r = read_exact(fd, sb, sizeof(sb), 0);
+	int r = fv_io_exact(fd, sb, sizeof(sb), 0, false);
 	if (r < 0)
 		return r;
 	return memcmp(sb, "XFSB", 4) || sb[126] == 0;
@@ -318,7 +304,7 @@ static int ext4_state(const char *device, unsigned *state, struct fv_err *err)
 	if (fd < 0)
 		return fv_err_set(err, errno, "cannot open device '%s'", device);
 	unsigned char sb[1024];
-	int r = read_exact(fd, sb, sizeof(sb), EXT4_SB_OFFSET);
+	int r = fv_io_exact(fd, sb, sizeof(sb), EXT4_SB_OFFSET, false);
 	if (r < 0)
 		return fv_err_set(err, -r, "cannot read the ext4 superblock of '%s'", device);
 	if (sb[0x38] != 0x53 || sb[0x39] != 0xef)

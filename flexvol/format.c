@@ -50,23 +50,11 @@ static uint64_t get64(const unsigned char *p)
 	return v;
 }
 
-static int pread_all(int fd, unsigned char *buf, size_t n, uint64_t off)
+int fv_io_exact(int fd, unsigned char *buf, size_t n, uint64_t off, bool write)
 {
 	for (size_t done = 0; done < n;) {
-		ssize_t r = pread(fd, buf + done, n - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
-static int pwrite_all(int fd, const unsigned char *buf, size_t n, uint64_t off)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t r = pwrite(fd, buf + done, n - done, (off_t)(off + done));
+		ssize_t r = write ? pwrite(fd, buf + done, n - done, (off_t)(off + done))
+				  : pread(fd, buf + done, n - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -87,7 +75,7 @@ int fv_format_record_read(int fd, uint64_t size, struct fv_format_record *rec)
 	if (!off)
 		return 0;
 	unsigned char b[FV_FORMAT_RECORD_SIZE];
-	int r = pread_all(fd, b, sizeof(b), off);
+	int r = fv_io_exact(fd, b, sizeof(b), off, false);
 	if (r < 0)
 		return r;
 	if (memcmp(b + OFF_MAGIC, MAGIC, sizeof(MAGIC)))
@@ -141,9 +129,9 @@ static int open_device(const char *device, uint64_t *size, struct fv_err *err)
 	return fd;
 }
 
-static int write_slot(int fd, const char *device, uint64_t off, const unsigned char *b, struct fv_err *err)
+static int write_slot(int fd, const char *device, uint64_t off, unsigned char *b, struct fv_err *err)
 {
-	int r = pwrite_all(fd, b, FV_FORMAT_RECORD_SIZE, off);
+	int r = fv_io_exact(fd, b, FV_FORMAT_RECORD_SIZE, off, true);
 	if (r < 0)
 		return fv_err_set(err, -r, "cannot write the format record of '%s'", device);
 	if (fdatasync(fd) < 0)
@@ -192,7 +180,7 @@ int fv_format_record_clear(const char *device, struct fv_err *err)
 	if (!off)
 		return 0;
 	unsigned char b[FV_FORMAT_RECORD_SIZE];
-	int r = pread_all(fd, b, sizeof(b), off);
+	int r = fv_io_exact(fd, b, sizeof(b), off, false);
 	if (r < 0)
 		return fv_err_set(err, -r, "cannot read the format record of '%s'", device);
 	if (memcmp(b + OFF_MAGIC, MAGIC, sizeof(MAGIC)))

@@ -19,6 +19,10 @@ struct fv_format_record {
 	uint64_t started; /* Unix time */
 };
 
+/* n bytes at off, all of them, retrying short transfers and EINTR: 0 or -errno
+ * (-EIO at the end of the device). The block core reads devices with it too. */
+int fv_io_exact(int fd, unsigned char *buf, size_t n, uint64_t off, bool write);
+
 /* Where the record of a device of size bytes lives (= the size given to
  * mkfs); 0 when the device is too small to hold a file system and a record. */
 uint64_t fv_format_record_offset(uint64_t size);
