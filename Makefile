@@ -47,7 +47,8 @@ all: $(DRIVERS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I$(dir $<) -MMD -MP -c -o $@ $<
--include $(wildcard $(BUILD)/flexvol/*.d $(BUILD)/providers/*/*.d)
+# Unit tests that include a provider's .c (to reach its static functions) depend on it too.
+-include $(wildcard $(BUILD)/flexvol/*.d $(BUILD)/providers/*/*.d $(BUILD)/tests/*.d)
 
 $(BUILD)/libflexvol.a: $(CORE_OBJS)
 	$(AR) rcs $@ $^
@@ -63,7 +64,7 @@ $(foreach p,$(PROVIDERS),$(eval $(call provider_rule,$(p))))
 test_http_token_LIBS := libcurl
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libflexvol.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDHARD) -o $@ $< $(BUILD)/libflexvol.a $(CORE_LIBS) \
+	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP $(LDHARD) -o $@ $< $(BUILD)/libflexvol.a $(CORE_LIBS) \
 	  $(if $($*_LIBS),$(shell $(PKG_CONFIG) --libs $($*_LIBS)))
 
 # Every test tier. CI runs exactly this.

@@ -129,7 +129,20 @@ static int open_subdir(int dirfd, const char *name)
 	long fd;
 	while ((fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how))) < 0 && errno == EAGAIN)
 		;
-	return (int)fd;
+	if (fd >= 0 || errno != ENOSYS)
+		return (int)fd;
+	/* No openat2 (kernels before 5.6, valgrind): name is one component, so
+	 * O_NOFOLLOW refuses a symlink, and a different mount ID means a mount
+	 * was crossed. */
+	int f = openat(dirfd, name, how.flags);
+	struct statx a, b;
+	if (f >= 0 && (statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &a) < 0 ||
+		       statx(f, "", AT_EMPTY_PATH, STATX_MNT_ID, &b) < 0 || a.stx_mnt_id != b.stx_mnt_id)) {
+		close(f);
+		errno = EXDEV;
+		return -1;
+	}
+	return f;
 }
 
 static void close_dir(DIR **d)

@@ -76,7 +76,7 @@ static int empty_across_a_mount(void *arg, void *out, struct fv_err *err)
 {
 	(void)out;
 	char path[PATH_MAX];
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return fv_err_set(err, errno, "private namespace");
 	snprintf(path, sizeof(path), "%s/tree/mnt", (const char *)arg);
 	if (mount("tmpfs", path, "tmpfs", 0, NULL) < 0)
