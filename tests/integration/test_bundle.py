@@ -248,4 +248,5 @@ def test_tools_are_the_nodes(minimal_root):
     r = k.mount_device("pv-bare", opts, dev, "ext4")
     assert r.status == "Failure" and "mkfs.ext4" in r.message and "e2fsprogs" in r.message, r
     assert mounts_under(minimal_root + "/var") == []
-    subprocess.run(["losetup", "-d", dev], check=True)
+    # The refused mountdevice let its loop device go (auto-cleared with its last fd).
+    assert loop_devices_backed_under(minimal_root + "/images") == []
