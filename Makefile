@@ -113,11 +113,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_SHORT_SECONDS ?= 12
 FUZZERS      := opts config nfsopts cinder gce
 FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS   = $(CSTD) -Wall -Wextra -Wno-unused-function -Iflexvol -DFV_VERSION='"fuzz"' \
+FUZZ_CFLAGS   = $(CSTD) -Wall -Wextra -Wno-unused-function -Wno-missing-field-initializers -Iflexvol -DFV_VERSION='"fuzz"' \
                 $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(FUZZ_SAN)
 # Providers' files a harness links beside the one it includes (for its static parsers).
+fuzz_cinder_OBJS := $(FUZZ_BUILD)/providers/cinder/doctor.o
 fuzz_cinder_LIBS := libcurl
-fuzz_gce_OBJS    := $(FUZZ_BUILD)/providers/gcepd/gceutil.o $(FUZZ_BUILD)/providers/gcepd/jwt.o
+fuzz_gce_OBJS    := $(FUZZ_BUILD)/providers/gcepd/gceutil.o $(FUZZ_BUILD)/providers/gcepd/jwt.o \
+                    $(FUZZ_BUILD)/providers/gcepd/doctor.o
 fuzz_gce_LIBS    := libcurl libcrypto
 
 $(FUZZ_BUILD)/%.o: %.c
