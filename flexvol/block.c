@@ -274,13 +274,6 @@ int fv_block_probe(const char *device, enum fv_block_content *content, char **fs
 	return 0;
 }
 
-static int check_fstype(const char *fstype, struct fv_err *err)
-{
-	if (strcmp(fstype, "ext4") && strcmp(fstype, "xfs"))
-		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
-	return 0;
-}
-
 /* Already mounted at target: fine if it is this device, an error otherwise. */
 static int check_existing_mount(const char *device, const char *target, struct fv_err *err)
 {
@@ -355,12 +348,14 @@ int fv_block_fsck_ext4(const char *device, struct fv_err *err)
 			  device, why, rc ? ferr.msg : "it exited 0", device);
 }
 
-int fv_block_mount_device(const char *device, const char *target, const char *fstype, bool readonly,
+int fv_block_mount_device(const char *device, const char *target, const struct fv_block_spec *spec,
 			  struct fv_err *err)
 {
+	const char *fstype = spec->fstype;
+	bool readonly = spec->readonly;
 	const char *want = fstype ? fstype : "ext4";
-	if (check_fstype(want, err) < 0)
-		return err->code;
+	if (strcmp(want, "ext4") && strcmp(want, "xfs"))
+		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", want);
 	if (fv_mkdir_p(target, 0750, err) < 0)
 		return err->code;
 	int m = fv_is_mountpoint(target, err);

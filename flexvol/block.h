@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include "err.h"
+#include "opts.h"
 
 /* BLANK: the blank rule holds (docs/design.md): no signature libblkid finds
  * (partition tables and backup GPTs included), first and last MiB and the
@@ -17,13 +18,26 @@ enum fv_block_content { FV_BLOCK_BLANK, FV_BLOCK_FILESYSTEM, FV_BLOCK_UNFINISHED
  * (caller frees; NULL when blank). */
 int fv_block_probe(const char *device, enum fv_block_content *content, char **fstype, struct fv_err *err);
 
+/* What a block volume's options ask of its file system, the same for every
+ * block driver (loop, cinder, gcepd). */
+struct fv_block_spec {
+	const char *fstype; /* fsType: ext4 or xfs; NULL: ext4 (or whatever the device holds) */
+	bool readonly;      /* kubernetes.io/readwrite = ro */
+};
+
+/* The volume options fv_block_spec_from_opts() reads besides kubernetes.io/
+ * keys (NULL-terminated): a block driver accepts them beside its own. */
+extern const char *const fv_block_spec_keys[];
+
+/* Reads and checks a call's block options (pointers into o). */
+int fv_block_spec_from_opts(const struct fv_opts *o, struct fv_block_spec *spec, struct fv_err *err);
+
 /* The mountdevice step: format if and only if blank or unfinished (format
  * protocol, format.h), fsck.ext4 -p when the superblock asks for it, then
  * mount on target (rw, or ro when readonly; a blank read-only volume is
  * refused). A file system found with fstype NULL must be ext4, xfs or in
- * allowed-fstypes. Already mounted there from the same device: success.
- * fstype NULL means ext4. */
-int fv_block_mount_device(const char *device, const char *target, const char *fstype, bool readonly,
+ * allowed-fstypes. Already mounted there from the same device: success. */
+int fv_block_mount_device(const char *device, const char *target, const struct fv_block_spec *spec,
 			  struct fv_err *err);
 
 /* Runs fsck.ext4 -p on device when its superblock marks it as having errors

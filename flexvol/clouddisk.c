@@ -256,7 +256,7 @@ int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, 
 	struct verified v;
 	if (verified_disk(ctx, call, &v, err) < 0)
 		return err->code;
-	return fv_block_mount_device(v.dev, call->dir, v.d.fstype, v.d.readonly, err);
+	return fv_block_mount_device(v.dev, call->dir, &v.d.spec, err);
 }
 
 int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -288,7 +288,7 @@ int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct
 			return err->code;
 	}
 	*err = (struct fv_err){0};
-	return fv_mount_pod_from_global(call->dir, d.readonly, err);
+	return fv_mount_pod_from_global(call->dir, d.spec.readonly, err);
 }
 
 int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include "config.h"
+#include "block.h"
 #include "err.h"
 #include "flexvol.h"
 
@@ -30,8 +31,7 @@ struct fv_clouddisk_conf {
 /* One volume's disk as the node sees it; filled by a driver's describe. */
 struct fv_clouddisk {
 	char what[160];             /* how messages name it, e.g. "volume <id>" */
-	const char *fstype;         /* NULL: ext4 */
-	bool readonly;
+	struct fv_block_spec spec;  /* the file system the options ask for */
 	/* Names in device-dir (best first) and the serials the disk may show,
 	 * added with fv_clouddisk_link() and fv_clouddisk_serial(); NULL-terminated. */
 	const char *links[FV_CLOUDDISK_MAX_LINKS + 1];

@@ -192,27 +192,39 @@ int fv_opts_fsgroup(const struct fv_opts *o, unsigned long *gid, struct fv_err *
 	return 1;
 }
 
-int fv_opts_check_known(const struct fv_opts *o, const char *const known[], struct fv_err *err)
+static bool in_list(const char *const list[], const char *key)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		if (!strcmp(list[i], key))
+			return true;
+	return false;
+}
+
+static void append_list(char *buf, size_t size, size_t *n, const char *const list[])
+{
+	for (size_t j = 0; list && list[j] && *n < size; j++) {
+		int w = snprintf(buf + *n, size - *n, "%s%s", *n ? ", " : "", list[j]);
+		if (w < 0)
+			return;
+		*n += (size_t)w;
+	}
+}
+
+int fv_opts_check_known(const struct fv_opts *o, const char *const known[], const char *const more[],
+			struct fv_err *err)
 {
 	const char *key;
 	json_t *value;
 	if (!o)
 		return 0;
 	json_object_foreach(o->root, key, value) {
-		if (!strncmp(key, "kubernetes.io/", strlen("kubernetes.io/")))
-			continue;
-		size_t i = 0;
-		while (known[i] && strcmp(known[i], key))
-			i++;
-		if (known[i])
+		if (!strncmp(key, "kubernetes.io/", strlen("kubernetes.io/")) || in_list(known, key) ||
+		    in_list(more, key))
 			continue;
 		char list[512] = "";
-		for (size_t j = 0, n = 0; known[j] && n < sizeof(list); j++) {
-			int w = snprintf(list + n, sizeof(list) - n, "%s%s", j ? ", " : "", known[j]);
-			if (w < 0)
-				break;
-			n += (size_t)w;
-		}
+		size_t n = 0;
+		append_list(list, sizeof(list), &n, known);
+		append_list(list, sizeof(list), &n, more);
 		return fv_err_msg(err, EINVAL, "unknown option '%s' (this driver takes: %s)", key, list);
 	}
 	return 0;

@@ -33,7 +33,10 @@ int fv_opts_fsgroup(const struct fv_opts *o, unsigned long *gid, struct fv_err *
 
 /* Refuses any key outside kubernetes.io/ that is not in known (a NULL-
  * terminated list), so that a misspelt option fails instead of being ignored. */
-int fv_opts_check_known(const struct fv_opts *o, const char *const known[], struct fv_err *err);
+/* Refuses a key (outside kubernetes.io/) that is in neither list; more may
+ * be NULL (a block driver passes fv_block_spec_keys there). */
+int fv_opts_check_known(const struct fv_opts *o, const char *const known[], const char *const more[],
+			struct fv_err *err);
 
 /* Decoded secret value by key name (without the prefix); NULL when absent. */
 const unsigned char *fv_opts_secret(const struct fv_opts *o, const char *name, size_t *len);

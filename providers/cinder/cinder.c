@@ -144,8 +144,7 @@ static struct os_client *client(struct cinder *cd, int64_t deadline_ms, struct f
 
 struct volume {
 	char id[37];        /* the Cinder volume UUID, lower case */
-	const char *fstype; /* NULL: ext4 */
-	bool readonly;
+	struct fv_block_spec spec;     /* fsType, readwrite */
 	const char *pv;     /* kubernetes.io/pvOrVolumeName */
 };
 
@@ -164,7 +163,7 @@ static bool is_uuid(const char *s)
 static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err *err)
 {
 	static const char *const known[] = {"volumeID", NULL};
-	if (fv_opts_check_known(o, known, err) < 0)
+	if (fv_opts_check_known(o, known, fv_block_spec_keys, err) < 0)
 		return err->code;
 	const char *id = fv_opts_get(o, "volumeID");
 	if (!id || !*id)
@@ -174,10 +173,8 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 	for (int i = 0; i < 36; i++)
 		v->id[i] = (char)tolower((unsigned char)id[i]);
 	v->id[36] = '\0';
-	v->fstype = fv_opts_fstype(o);
-	if (v->fstype && strcmp(v->fstype, "ext4") && strcmp(v->fstype, "xfs"))
-		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", v->fstype);
-	v->readonly = fv_opts_readonly(o);
+	if (fv_block_spec_from_opts(o, &v->spec, err) < 0)
+		return err->code;
 	v->pv = fv_opts_volume_name(o);
 	return 0;
 }
@@ -205,8 +202,7 @@ static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct
 	fv_clouddisk_serial(d, "%.20s", v.id);
 	fv_clouddisk_serial(d, "%s", v.id);
 	snprintf(d->what, sizeof(d->what), "volume %s", v.id);
-	d->fstype = v.fstype;
-	d->readonly = v.readonly;
+	d->spec = v.spec;
 	return 0;
 }
 

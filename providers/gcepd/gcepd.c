@@ -100,14 +100,13 @@ struct volume {
 	const char *pd;                 /* pdName: the GCE disk */
 	const char *pv;                 /* kubernetes.io/pvOrVolumeName */
 	char dev[GCE_NAME_MAX + 1];     /* the deviceName it is attached under */
-	const char *fstype;             /* NULL: ext4 */
-	bool readonly;
+	struct fv_block_spec spec;     /* fsType, readwrite */
 };
 
 static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err *err)
 {
 	static const char *const known[] = {"pdName", NULL};
-	if (fv_opts_check_known(o, known, err) < 0)
+	if (fv_opts_check_known(o, known, fv_block_spec_keys, err) < 0)
 		return err->code;
 	v->pd = fv_opts_get(o, "pdName");
 	if (!v->pd || !*v->pd)
@@ -117,10 +116,8 @@ static int parse_volume(const struct fv_opts *o, struct volume *v, struct fv_err
 				  "option 'pdName' must be a GCE disk name (lower-case letters, digits and '-', "
 				  "at most 63), not '%.80s'",
 				  v->pd);
-	v->fstype = fv_opts_fstype(o);
-	if (v->fstype && strcmp(v->fstype, "ext4") && strcmp(v->fstype, "xfs"))
-		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", v->fstype);
-	v->readonly = fv_opts_readonly(o);
+	if (fv_block_spec_from_opts(o, &v->spec, err) < 0)
+		return err->code;
 	v->pv = fv_opts_volume_name(o);
 	return gce_device_name(v->pv, v->dev, sizeof(v->dev), err);
 }
@@ -138,8 +135,7 @@ static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct
 	fv_clouddisk_link(d, "scsi-0Google_PersistentDisk_%s", v.dev);
 	fv_clouddisk_serial(d, "%s", v.dev);
 	snprintf(d->what, sizeof(d->what), "GCE disk %s (device name %s)", v.pd, v.dev);
-	d->fstype = v.fstype;
-	d->readonly = v.readonly;
+	d->spec = v.spec;
 	return 0;
 }
 
@@ -310,7 +306,7 @@ static int post_attach(struct gce_client *c, const struct volume *v, const struc
 	snprintf(what, sizeof(what), "attaching disk %s to instance %s", v->pd, t->instance);
 	snprintf(source, sizeof(source), "projects/%s/zones/%s/disks/%s", t->project, t->zone, v->pd);
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", source, "deviceName", v->dev, "mode",
-				 v->readonly ? "READ_ONLY" : "READ_WRITE", "type", "PERSISTENT", "kind",
+				 v->spec.readonly ? "READ_ONLY" : "READ_WRITE", "type", "PERSISTENT", "kind",
 				 "compute#attachedDisk");
 	if (!body)
 		return fv_err_set(err, ENOMEM, "attach");
@@ -332,7 +328,7 @@ static int post_attach(struct gce_client *c, const struct volume *v, const struc
 		return err->code; /* preset by gce_call: the 400's own message */
 	}
 	fv_log(LOG_INFO, "asked GCE to attach disk %s to instance %s as %s (%s, request %s)", v->pd, t->instance, v->dev,
-	       v->readonly ? "READ_ONLY" : "READ_WRITE", rid);
+	       v->spec.readonly ? "READ_ONLY" : "READ_WRITE", rid);
 	json_t *done = NULL;
 	rc = gce_wait_operation(c, op, p, what, &done, err);
 	json_decref(op);
@@ -380,7 +376,7 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 					"instance %s already has a disk attached as '%s' (GCE disk %s), the device name of "
 					"PV %s: a PV name reused for another disk? Detach it first",
 					t.instance, v.dev, disk_of(a.by_device, other, sizeof(other)), v.pv);
-		} else if (a.by_device && !v.readonly && !strcmp(mode_of(a.by_device), "READ_ONLY")) {
+		} else if (a.by_device && !v.spec.readonly && !strcmp(mode_of(a.by_device), "READ_ONLY")) {
 			rc = fv_err_msg(err, EROFS,
 					"GCE disk %s is attached to instance %s read-only, and the volume is read-write: "
 					"detach it first",

@@ -43,7 +43,7 @@ static const char *const known_options[] = {"path", "type", "mode", NULL};
 
 static int parse_volume(const struct fv_opts *o, struct hostpath_volume *v, struct fv_err *err)
 {
-	if (fv_opts_check_known(o, known_options, err) < 0)
+	if (fv_opts_check_known(o, known_options, NULL, err) < 0)
 		return err->code;
 	const char *path = fv_opts_get(o, "path");
 	if (!path || !*path)

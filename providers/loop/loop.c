@@ -64,18 +64,21 @@ struct loop_volume {
 	const char *image;   /* relative to image-root */
 	bool has_size;
 	uint64_t size;
+	struct fv_block_spec spec; /* fsType, readwrite */
 };
 
 static int parse_volume(const struct loop_conf *c, const struct fv_opts *o, struct loop_volume *v,
 			struct fv_err *err)
 {
 	static const char *const known[] = {"image", "size", NULL};
-	if (fv_opts_check_known(o, known, err) < 0)
+	if (fv_opts_check_known(o, known, fv_block_spec_keys, err) < 0)
 		return err->code;
 	v->image = fv_opts_get(o, "image");
 	if (!v->image)
 		return fv_err_msg(err, EINVAL, "option 'image' is required (a path relative to the image root)");
 	if (fv_path_check_relative(v->image, "option 'image'", err) < 0)
+		return err->code;
+	if (fv_block_spec_from_opts(o, &v->spec, err) < 0)
 		return err->code;
 	const char *size = fv_opts_get(o, "size");
 	v->has_size = size != NULL;
@@ -331,7 +334,7 @@ static int loop_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, stru
 			return dev_fd;
 		fv_log(LOG_NOTICE, "bound image %s to %s", v.image, dev);
 	}
-	if (fv_block_mount_device(dev, call->dir, fv_opts_fstype(call->opts), fv_opts_readonly(call->opts), err) < 0) {
+	if (fv_block_mount_device(dev, call->dir, &v.spec, err) < 0) {
 		release_device(&dev_fd);
 		return err->code;
 	}

@@ -141,7 +141,7 @@ static int parse_owner(const struct fv_opts *o, const char *key, bool create, lo
 /* max_s: [nfs] max-mount-timeout, the longest mountTimeout a volume may ask for. */
 static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *v, struct fv_err *err)
 {
-	if (fv_opts_check_known(o, known_options, err) < 0)
+	if (fv_opts_check_known(o, known_options, NULL, err) < 0)
 		return err->code;
 	v->server = fv_opts_get(o, "server");
 	if (fv_nfs_check_server(v->server, err) < 0 ||

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)fv_opts_volume_name(o);
 		unsigned long gid;
 		(void)fv_opts_fsgroup(o, &gid, &err);
-		(void)fv_opts_check_known(o, known, &err);
+		(void)fv_opts_check_known(o, known, NULL, &err);
 		(void)fv_opts_has_secrets(o);
 		size_t n;
 		(void)fv_opts_secret(o, "password", &n);

@@ -208,10 +208,10 @@ int main(void)
 	static const char *const known[] = {"server", "share", "subDir", NULL};
 	struct fv_err e = {0};
 	struct fv_opts *o = fv_opts_parse("{\"server\":\"a\",\"kubernetes.io/pod.name\":\"p\",\"subDir\":\"x\"}", &e);
-	CHECK(o && fv_opts_check_known(o, known, &e) == 0, "known options accepted");
+	CHECK(o && fv_opts_check_known(o, known, NULL, &e) == 0, "known options accepted");
 	fv_opts_free(o);
 	o = fv_opts_parse("{\"server\":\"a\",\"subdir\":\"x\"}", &e);
-	CHECK(o && fv_opts_check_known(o, known, &e) < 0 && strstr(e.msg, "unknown option 'subdir'") &&
+	CHECK(o && fv_opts_check_known(o, known, NULL, &e) < 0 && strstr(e.msg, "unknown option 'subdir'") &&
 		      strstr(e.msg, "server, share, subDir"),
 	      "misspelt option refused: %s", e.msg);
 	fv_opts_free(o);
