@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cleanup.h"
+#include "mountopts.h"
 #include "path.h"
 
-#define MAX_USER_OPTIONS 1024
 
 static bool has_control_chars(const char *s)
 {
@@ -315,16 +315,6 @@ int fv_nfs_parse_id(const char *s, const char *what, unsigned int *id, struct fv
 
 /* ---- mount options ---- */
 
-enum kind { FLAG, UINT, ENUM, ADDR, SEC };
-
-struct nfsopt {
-	const char *name;
-	const char *group; /* options of one group exclude each other */
-	enum kind kind;
-	unsigned long min, max;
-	const char *const *values;
-};
-
 static const char *const vers_values[] = {"3", "4", "4.0", "4.1", "4.2", NULL};
 static const char *const proto_values[] = {"tcp", "udp", "rdma", "tcp6", "udp6", "rdma6", NULL};
 static const char *const mountproto_values[] = {"tcp", "udp", "tcp6", "udp6", NULL};
@@ -333,13 +323,13 @@ static const char *const local_lock_values[] = {"all", "flock", "posix", "none",
 static const char *const write_values[] = {"lazy", "eager", "wait", NULL};
 static const char *const sec_values[] = {"none", "sys", "krb5", "krb5i", "krb5p", NULL};
 
-#define F(n, g) {n, g, FLAG, 0, 0, NULL}
-#define U(n, g, lo, hi) {n, g, UINT, lo, hi, NULL}
-#define E(n, g, v) {n, g, ENUM, 0, 0, v}
+#define F FV_MOPT_F
+#define U FV_MOPT_U
+#define E FV_MOPT_E
 
 /* nfs(5) and fs/nfs/fs_context.c (Linux 6.1), plus the generic per-mount
  * flags mount.nfs turns into MS_* flags. */
-static const struct nfsopt nfsopts[] = {
+static const struct fv_mountopt nfsopts[] = {
 	F("ac", "ac"), F("noac", "ac"),
 	F("cto", "cto"), F("nocto", "cto"),
 	F("lock", "lock"), F("nolock", "lock"),
@@ -378,8 +368,8 @@ static const struct nfsopt nfsopts[] = {
 	E("lookupcache", "lookupcache", lookupcache_values),
 	E("local_lock", "local_lock", local_lock_values),
 	E("write", "write", write_values),
-	{"sec", "sec", SEC, 0, 0, sec_values},
-	{"clientaddr", "clientaddr", ADDR, 0, 0, NULL},
+	{"sec", "sec", FV_MOPT_ENUMS, 0, 0, sec_values, false},
+	{"clientaddr", "clientaddr", FV_MOPT_ADDR, 0, 0, NULL, false},
 	F("atime", "atime"), F("noatime", "atime"),
 	F("diratime", "diratime"), F("nodiratime", "diratime"),
 	F("relatime", "relatime"), F("norelatime", "relatime"),
@@ -388,14 +378,11 @@ static const struct nfsopt nfsopts[] = {
 	F("sync", "sync"), F("async", "sync"),
 	F("exec", "exec"), F("noexec", "exec"),
 	/* Implied anyway: accepted, not repeated. */
-	F("nosuid", "nosuid"), F("nodev", "nodev"),
+	{"nosuid", "nosuid", FV_MOPT_FLAG, 0, 0, NULL, true},
+	{"nodev", "nodev", FV_MOPT_FLAG, 0, 0, NULL, true},
 };
 
-/* Known to mount, but not the user's to set. */
-static const struct {
-	const char *name;
-	const char *why;
-} refused[] = {
+static const struct fv_mountopt_refusal refused[] = {
 	{"ro", "read-only is set from the volume's readOnly flag (kubernetes.io/readwrite)"},
 	{"rw", "read-only is set from the volume's readOnly flag (kubernetes.io/readwrite)"},
 	{"suid", "the driver always mounts nosuid"},
@@ -407,138 +394,26 @@ static const struct {
 	{"source", "the server is given by option 'server'"},
 };
 
-static bool is_uint(const char *v, unsigned long lo, unsigned long hi)
-{
-	if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 10)
-		return false;
-	unsigned long n = strtoul(v, NULL, 10);
-	return n >= lo && n <= hi;
-}
-
-static bool in_list(const char *v, const char *const *list)
-{
-	for (; *list; list++)
-		if (!strcmp(v, *list))
-			return true;
-	return false;
-}
-
-static bool valid_value(const struct nfsopt *o, const char *v)
-{
-	switch (o->kind) {
-	case FLAG:
-		return false;
-	case UINT:
-		return is_uint(v, o->min, o->max);
-	case ENUM:
-		return in_list(v, o->values);
-	case ADDR: {
-		unsigned char a[sizeof(struct in6_addr)];
-		return inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1;
-	}
-	case SEC: {
-		/* One flavour or a colon-separated list of them. */
-		char copy[64];
-		if (!*v || strlen(v) >= sizeof(copy))
-			return false;
-		snprintf(copy, sizeof(copy), "%s", v);
-		for (char *save = NULL, *f = strtok_r(copy, ":", &save); f; f = strtok_r(NULL, ":", &save))
-			if (!in_list(f, o->values))
-				return false;
-		return v[strlen(v) - 1] != ':' && v[0] != ':' && !strstr(v, "::");
-	}
-	}
-	return false;
-}
-
-static const char *expected(const struct nfsopt *o, char *buf, size_t size)
-{
-	size_t n = 0;
-	switch (o->kind) {
-	case UINT:
-		snprintf(buf, size, "a number from %lu to %lu", o->min, o->max);
-		break;
-	case ENUM:
-	case SEC:
-		for (const char *const *v = o->values; *v && n < size; v++) {
-			int w = snprintf(buf + n, size - n, "%s%s", v == o->values ? "one of " : ", ", *v);
-			if (w < 0)
-				break;
-			n += (size_t)w;
-		}
-		if (o->kind == SEC && n < size)
-			snprintf(buf + n, size - n, " (or a colon-separated list)");
-		break;
-	case ADDR:
-		snprintf(buf, size, "an IPv4 or IPv6 address");
-		break;
-	case FLAG:
-		snprintf(buf, size, "no value");
-		break;
-	}
-	return buf;
-}
-
-static void optstr_free(char **p)
-{
-	free(*p);
-}
+static const struct fv_mountopt_table nfs_table = {
+	.what = "an NFS mount option this driver accepts (see nfs(5))",
+	.opts = nfsopts,
+	.nopts = sizeof(nfsopts) / sizeof(nfsopts[0]),
+	.refused = refused,
+	.nrefused = sizeof(refused) / sizeof(refused[0]),
+};
 
 int fv_nfs_mount_options(const char *user, bool readonly, char **out, struct fv_err *err)
 {
-	__attribute__((cleanup(optstr_free))) char *opts = NULL;
-	const char *groups[64];
-	size_t ngroups = 0;
+	char *opts = NULL;
 	*out = NULL;
-	if (user && strlen(user) > MAX_USER_OPTIONS)
-		return fv_err_msg(err, EINVAL, "option 'mountOptions' is longer than %d characters", MAX_USER_OPTIONS);
-	if (user && has_control_chars(user))
-		return fv_err_msg(err, EINVAL, "option 'mountOptions' must not contain control characters");
-	for (const char *p = user && *user ? user : NULL; p;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char item[MAX_USER_OPTIONS + 1];
-		memcpy(item, p, len);
-		item[len] = '\0';
-		p = comma ? comma + 1 : NULL;
-		if (!len)
-			return fv_err_msg(err, EINVAL, "option 'mountOptions' has an empty entry (two commas, or a comma at an end)");
-		char *value = strchr(item, '=');
-		if (value)
-			*value++ = '\0';
-		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-			if (!strcmp(item, refused[i].name))
-				return fv_err_msg(err, EINVAL, "mount option '%s' is not allowed: %s", item, refused[i].why);
-		const struct nfsopt *o = NULL;
-		for (size_t i = 0; i < sizeof(nfsopts) / sizeof(nfsopts[0]) && !o; i++)
-			if (!strcmp(item, nfsopts[i].name))
-				o = &nfsopts[i];
-		if (!o)
-			return fv_err_msg(err, EINVAL, "'%.64s' is not an NFS mount option this driver accepts (see nfs(5))",
-					  item);
-		char want[160];
-		if (o->kind == FLAG && value)
-			return fv_err_msg(err, EINVAL, "mount option '%s' takes no value", item);
-		if (o->kind != FLAG && (!value || !valid_value(o, value)))
-			return fv_err_msg(err, EINVAL, "mount option '%s' needs %s%s%.64s%s", item,
-					  expected(o, want, sizeof(want)), value ? ", not '" : "", value ? value : "",
-					  value ? "'" : "");
-		for (size_t i = 0; i < ngroups; i++)
-			if (!strcmp(groups[i], o->group))
-				return fv_err_msg(err, EINVAL, "mount option '%s' conflicts with or repeats an earlier one", item);
-		if (ngroups == sizeof(groups) / sizeof(groups[0]))
-			return fv_err_msg(err, EINVAL, "option 'mountOptions' has too many entries");
-		groups[ngroups++] = o->group;
-		if (!strcmp(item, "nosuid") || !strcmp(item, "nodev"))
-			continue;
-		if (mnt_optstr_append_option(&opts, item, value))
-			return fv_err_set(err, ENOMEM, "building mount options");
-	}
+	if (fv_mountopts_check(&nfs_table, "mountOptions", user, &opts, err) < 0)
+		return err->code;
 	if (mnt_optstr_append_option(&opts, "nosuid", NULL) || mnt_optstr_append_option(&opts, "nodev", NULL) ||
-	    mnt_optstr_append_option(&opts, readonly ? "ro" : "rw", NULL))
+	    mnt_optstr_append_option(&opts, readonly ? "ro" : "rw", NULL)) {
+		free(opts);
 		return fv_err_set(err, ENOMEM, "building mount options");
+	}
 	*out = opts;
-	opts = NULL;
 	return 0;
 }
 
