@@ -447,9 +447,9 @@ static int loop_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	if (img < 0)
 		return img;
 	int m = fv_is_mountpoint(call->dir, err);
-	if (m < 0)
+	if (m < 0 && err->code != -ENOENT)
 		return m;
-	if (!m)
+	if (m <= 0)
 		return fv_err_msg(err, EINVAL, "'%s' is not mounted: a loop volume grows online only", call->dir);
 	if (check_mounted_image(call->dir, &id, v.image, err) < 0)
 		return err->code;

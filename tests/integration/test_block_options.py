@@ -154,3 +154,96 @@ def test_loop_refuses_partition(loop_node):
     for bad in ("0", "129", "01", "1a", ""):
         w = k.wait_for_attach("pv-p", {"image": "p.img", "size": "64Mi", "partition": bad})
         assert w.status == "Failure" and "'partition' must be a partition number" in w.message, (bad, w)
+
+
+# ---- partition (cinder; the core's clouddisk.c serves gcepd the same way) ----
+
+from cinder_helpers import CinderCloud, opts as cinder_opts  # noqa: E402
+from cloud_common import cloud_fixtures, tear_down as cloud_tear_down  # noqa: E402
+from conftest import valgrind_wrapper  # noqa: E402
+
+make_cloud, cloud = cloud_fixtures(CinderCloud, valgrind_wrapper)
+CLOUD_POD = {"name": "p-9", "namespace": "default", "uid": "00000000-0000-4000-8000-000000000009"}
+
+
+def scan_partitions(dev):
+    """The partitions' devices, as the kernel's partition scan makes them on
+    a real node (BLKPG through partx: a loop device's own scan may lag)."""
+    subprocess.run(["partx", "-u", dev], check=True, capture_output=True)
+    assert os.path.exists(dev + "p1"), os.listdir("/dev")
+
+
+def partitioned_volume(cloud):
+    """A volume whose image holds a GPT with an ext4 (label part1) in
+    partition 1 and a blank partition 2, as a user's own disk would."""
+    vid = cloud.volume()
+    img = cloud.node.prepare_image(vid, 1 << 30)
+    subprocess.run(["sfdisk", "-q", img], input="label: gpt\n,64MiB\n,64MiB\n", text=True, check=True,
+                   capture_output=True)
+    dev = subprocess.run(["losetup", "-P", "-f", "--show", img], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    try:
+        scan_partitions(dev)
+        subprocess.run(["mkfs.ext4", "-q", "-L", "part1", dev + "p1"], check=True, capture_output=True)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=True)
+    return vid
+
+
+def test_partition_1_of_a_cinder_disk_mounts(cloud):
+    k = cloud.kubelet
+    vid = partitioned_volume(cloud)
+    o = cinder_opts(vid, partition="1")
+    a = k.attach("pv-part", o)
+    assert a.status == "Success", a
+    w = k.wait_for_attach("pv-part", o, a.json.get("device", ""))
+    assert w.status == "Success", w
+    disk = cloud.node.device_of(vid)
+    # What the kernel does on a real node when the disk appears (partition
+    # scanning): the partitions' devices.
+    scan_partitions(disk)
+    m = k.mount_device("pv-part", o, w.json["device"])
+    assert m is None or m.status == "Success", m
+    gpath = k.global_path("pv-part")
+    src = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "-M", gpath], capture_output=True, text=True).stdout
+    assert src.strip() == disk + "p1"
+    assert blkid(disk + "p1", "LABEL") == "part1"
+    r = k.set_up_pod(CLOUD_POD, "pv-part", o)
+    assert r is None or r.status == "Success", r
+    assert os.stat(k.pod_dir(CLOUD_POD["uid"], "pv-part")).st_dev == os.stat(disk + "p1").st_rdev
+    # The whole disk under the same name is another device: mount refuses it.
+    r = cloud.driver.call("mount", k.pod_dir("00000000-0000-4000-8000-000000000010", "pv-part"),
+                          __import__("kubelet").go_json(k.options("pv-part", cinder_opts(vid))))
+    assert r.status == "Failure" and "another volume's mount" in r.message, r
+    cloud_tear_down(cloud, "pv-part", [CLOUD_POD])
+
+
+def test_blank_or_missing_partition_is_refused_never_formatted(cloud):
+    k = cloud.kubelet
+    vid = partitioned_volume(cloud)
+    o2 = cinder_opts(vid, partition="2")
+    a = k.attach("pv-p2", o2)
+    assert a.status == "Success", a
+    w = k.wait_for_attach("pv-p2", o2, a.json.get("device", ""))
+    assert w.status == "Success", w
+    disk = cloud.node.device_of(vid)
+    scan_partitions(disk)
+    m = k.mount_device("pv-p2", o2, w.json["device"])
+    assert m.status == "Failure" and "never formats a partition" in m.message, m
+    assert blkid(disk + "p2", "TYPE") == ""
+    o3 = cinder_opts(vid, partition="3")
+    m = k.mount_device("pv-p2", o3, w.json["device"])
+    assert m.status == "Failure" and "has no partition 3" in m.message, m
+    # mkfsOptions make no sense with a partition: refused up front.
+    r = k.attach("pv-p2", cinder_opts(vid, partition="1", mkfsOptions="-L x"))
+    assert r.status == "Failure" and "never formats a partition" in r.message, r
+    # The whole disk holds a partition table: never formatted either.
+    m = k.mount_device("pv-p2", cinder_opts(vid), w.json["device"])
+    assert m.status == "Failure" and "partition table" in m.message, m
+    assert mounts_under_tmp(cloud) == []
+    assert k.detach("pv-p2").status == "Success"
+
+
+def mounts_under_tmp(cloud):
+    from cloud_common import mounts_under
+    return mounts_under(cloud.tmp)
