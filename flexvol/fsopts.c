@@ -28,7 +28,7 @@ static const struct fv_mountopt_refusal block_refused[] = {
 	{"remount", "flexvol does the mounts itself"},
 };
 
-/* Options common to every local file system (VFS flags), then ext4's. */
+/* Options every local file system takes (the VFS flags); then each table its own. */
 #define VFS_OPTS                                                                                                \
 	FV_MOPT_F("noatime", "atime"), FV_MOPT_F("relatime", "atime"), FV_MOPT_F("strictatime", "atime"),       \
 		FV_MOPT_F("nodiratime", "diratime"), FV_MOPT_F("lazytime", "lazytime"),                         \
