@@ -276,14 +276,15 @@ static int check_features(const char *v, struct fv_err *err)
 static int check_label(const char *fs, const char *v, size_t max, struct fv_err *err)
 {
 	size_t n = strlen(v);
-	bool ok = n && n <= max;
+	/* Never a word mkfs could read as a flag of its own. */
+	bool ok = n && n <= max && v[0] != '-';
 	for (size_t i = 0; ok && i < n; i++)
 		ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') ||
 		     strchr("-_.", v[i]);
 	if (!ok)
 		return fv_err_msg(err, EINVAL,
 				  "mkfsOptions: the mkfs.%s label (-L) must be 1 to %zu letters, digits, '-', '_' or "
-				  "'.', not '%.64s'",
+				  "'.' (not first '-'), not '%.64s'",
 				  fs, max, v);
 	return 0;
 }

@@ -120,6 +120,7 @@ int main(void)
 	mkfs("ext4", "-i 0x100", NULL, "bytes-per-inode");
 	mkfs("ext4", "-b 3000", NULL, "one of 1024, 2048, 4096");
 	mkfs("ext4", "-L has/slash", NULL, "label");
+	mkfs("ext4", "-L -f", NULL, "label"); /* found by fuzz_fsopts: a value that looks like a flag */
 	mkfs("ext4", "-L 12345678901234567", NULL, "label");
 	mkfs("ext4", "-E offset=4096", NULL, "'offset' is not a mkfs.ext4 -E setting");
 	mkfs("ext4", "-E nodiscard", NULL, "'nodiscard'");
