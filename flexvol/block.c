@@ -429,7 +429,18 @@ static int mount_found(const char *device, const char *target, const char *found
 		return err->code;
 	if (!strcmp(found, "ext4") && !spec->readonly && fv_block_fsck_ext4(device, err) < 0)
 		return err->code;
-	if (fv_mount_fs(device, target, found, opts, err) < 0) {
+	int rc = fv_mount_fs(device, target, found, opts, err);
+	/* Two clones mounted at once: neither saw the other before its mount,
+	 * and the kernel refused the second (duplicate UUID). */
+	char *v = NULL;
+	size_t n = 0;
+	if (rc == -EINVAL && !strcmp(found, "xfs") && mnt_optstr_get_option(opts, "nouuid", &v, &n) != 0 &&
+	    xfs_uuid_mounted(device) && !mnt_optstr_append_option(&opts, "nouuid", NULL)) {
+		fv_log(LOG_NOTICE, "%s: an xfs with the same UUID was mounted meanwhile: mounting with nouuid", device);
+		*err = (struct fv_err){0};
+		rc = fv_mount_fs(device, target, found, opts, err);
+	}
+	if (rc < 0) {
 		if (err->code == -EUCLEAN)
 			return fv_err_msg(err, EUCLEAN,
 					  "cannot mount the %s file system on '%s': Structure needs cleaning (it is damaged); "

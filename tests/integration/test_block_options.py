@@ -147,6 +147,31 @@ def test_xfs_clone_mounts_beside_its_origin_with_nouuid(loop_node):
     assert node.mounts() == [] and node.loop_devices() == []
 
 
+def test_xfs_clones_mounted_at_once_all_mount(loop_node):
+    """Clones mounted concurrently: none sees the others before its mount;
+    the kernel refuses the later ones (duplicate UUID) and the driver retries
+    them with nouuid."""
+    node, k, d = loop_node, loop_node.kubelet, loop_node.driver
+    attach_and_mount(node, "pv-o", {"image": "o.img", "size": "320Mi"}, [], fs_type="xfs")
+    tear_down(node, "pv-o", [])
+    names = ["c%d" % i for i in range(4)]
+    for n in names:
+        subprocess.run(["cp", "--sparse=always", node.image("o.img"), node.image(n + ".img")], check=True)
+    started = []
+    for n in names:
+        g = k.global_path("pv-" + n)
+        os.makedirs(g, 0o750)
+        j = __import__("kubelet").go_json(k.options("pv-" + n, {"image": n + ".img"}, "xfs"))
+        started.append(d.start("mountdevice", g, node.image(n + ".img"), j))
+    for st in started:
+        r = d.finish(st)
+        assert r.status == "Success", r
+    assert sum("nouuid" in super_options(k.global_path("pv-" + n)) for n in names) >= len(names) - 1
+    for n in names:
+        tear_down(node, "pv-" + n, [])
+    assert node.mounts() == [] and node.loop_devices() == []
+
+
 def test_loop_refuses_partition(loop_node):
     k = loop_node.kubelet
     w = k.wait_for_attach("pv-p", {"image": "p.img", "size": "64Mi", "partition": "1"})
