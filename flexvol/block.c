@@ -430,13 +430,17 @@ static int mount_found(const char *device, const char *target, const char *found
 	if (!strcmp(found, "ext4") && !spec->readonly && fv_block_fsck_ext4(device, err) < 0)
 		return err->code;
 	int rc = fv_mount_fs(device, target, found, opts, err);
-	/* Two clones mounted at once: neither saw the other before its mount,
-	 * and the kernel refused the second (duplicate UUID). */
+	/* Clones mounted at once: none saw the others in the mount table before
+	 * its mount (the kernel holds the UUID from early in a mount that is not
+	 * listed yet), and the kernel refused the later ones with EINVAL, its
+	 * answer to a duplicate UUID. Once more with nouuid: any other EINVAL
+	 * comes back the same. */
 	char *v = NULL;
 	size_t n = 0;
 	if (rc == -EINVAL && !strcmp(found, "xfs") && mnt_optstr_get_option(opts, "nouuid", &v, &n) != 0 &&
-	    xfs_uuid_mounted(device) && !mnt_optstr_append_option(&opts, "nouuid", NULL)) {
-		fv_log(LOG_NOTICE, "%s: an xfs with the same UUID was mounted meanwhile: mounting with nouuid", device);
+	    !mnt_optstr_append_option(&opts, "nouuid", NULL)) {
+		fv_log(LOG_NOTICE, "%s: the kernel refused the xfs (a clone mounted meanwhile?): mounting with nouuid",
+		       device);
 		*err = (struct fv_err){0};
 		rc = fv_mount_fs(device, target, found, opts, err);
 	}
