@@ -116,8 +116,8 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno
 FUZZ_CFLAGS   = $(CSTD) -Wall -Wextra -Wno-unused-function -Wno-missing-field-initializers -Iflexvol -DFV_VERSION='"fuzz"' \
                 $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(FUZZ_SAN)
 # Providers' files a harness links beside the one it includes (for its static parsers).
-fuzz_cinder_OBJS := $(FUZZ_BUILD)/providers/cinder/doctor.o
-fuzz_cinder_LIBS := libcurl
+fuzz_cinder_OBJS := $(FUZZ_BUILD)/providers/cinder/doctor.o $(FUZZ_BUILD)/providers/cinder/clouds.o
+fuzz_cinder_LIBS := libcurl yaml-0.1
 fuzz_gce_OBJS    := $(FUZZ_BUILD)/providers/gcepd/gceutil.o $(FUZZ_BUILD)/providers/gcepd/jwt.o \
                     $(FUZZ_BUILD)/providers/gcepd/doctor.o
 fuzz_gce_LIBS    := libcurl libcrypto

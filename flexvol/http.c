@@ -332,6 +332,10 @@ static CURLcode perform(struct fv_http *h, const struct fv_http_request *req, bo
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	if (h->cfg.ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->cfg.ca_file);
+	if (h->cfg.cert_file)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, h->cfg.cert_file);
+	if (h->cfg.key_file)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, h->cfg.key_file);
 	if (h->cfg.insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

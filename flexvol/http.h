@@ -33,6 +33,8 @@ struct fv_http_config {
 	long timeout_ms;             /* one attempt, first byte to last (default 30000) */
 	const char *ca_file;         /* PEM bundle for https; NULL: the system store */
 	bool insecure;               /* skip TLS verification (cloud.conf tls-insecure) */
+	const char *cert_file;       /* PEM client certificate (mTLS) and its key; NULL: none. */
+	const char *key_file;        /* Not copied: they must outlive the client. */
 	const char *user_agent;      /* default "flexvol/<version>" */
 	struct fv_retry_policy retry;
 };

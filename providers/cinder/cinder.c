@@ -37,6 +37,9 @@
 #define EXTEND_MICROVERSION "OpenStack-API-Version: volume 3.42"
 #define POLL_FIRST_MS 300
 #define POLL_MAX_MS 5000
+/* Nova has no fixed per-server limit; the cloud provider's
+ * [BlockStorage] node-volume-attach-limit defaults to 256. */
+#define DEFAULT_MAX_VOLUMES 256
 
 enum node_lookup { LOOKUP_NOVA_NAME, LOOKUP_METADATA, LOOKUP_CONFIG_DRIVE };
 
@@ -46,6 +49,9 @@ struct cinder {
 	char config_drive[PATH_MAX];
 	char *metadata_url;
 	enum node_lookup lookup;
+	long max_volumes;       /* volumes a server may have attached */
+	const char *max_key;    /* the key that set it, for the refusal */
+	bool ignore_az;         /* [BlockStorage] ignore-volume-az */
 	struct fv_ctx *ctx;
 	struct os_client *client;
 };
@@ -84,6 +90,16 @@ static int cinder_setup(struct fv_ctx *ctx, struct fv_err *err)
 	if (fv_clouddisk_conf_load(c, "flexvol", DEFAULT_ATTACH_TIMEOUT_S, &cd->node.conf, err) < 0 ||
 	    fv_config_get_path(c, "flexvol", "config-drive", DEFAULT_CONFIG_DRIVE, cd->config_drive,
 			       sizeof(cd->config_drive), err) < 0)
+		return err->code;
+	/* [cinder] max-volumes, else the cloud provider's key, else its default. */
+	cd->max_key = fv_config_get(c, "cinder", "max-volumes", NULL) ? "[cinder] max-volumes"
+		      : fv_config_get(c, "BlockStorage", "node-volume-attach-limit", NULL)
+			      ? "[BlockStorage] node-volume-attach-limit"
+			      : "[cinder] max-volumes";
+	if (fv_config_get_long(c, "BlockStorage", "node-volume-attach-limit", DEFAULT_MAX_VOLUMES, 1, 4096,
+			       &cd->max_volumes, err) < 0 ||
+	    fv_config_get_long(c, "cinder", "max-volumes", cd->max_volumes, 1, 4096, &cd->max_volumes, err) < 0 ||
+	    os_conf_bool(c, "BlockStorage", "ignore-volume-az", &cd->ignore_az, err) < 0)
 		return err->code;
 	const char *lookup = fv_config_get(c, "flexvol", "node-lookup", "nova-name");
 	if (!strcmp(lookup, "nova-name"))
@@ -746,6 +762,55 @@ static int post_attach(struct os_client *c, const char *sid, const char *vid, bo
 	return rc;
 }
 
+/* Before a new attachment: the server's volumes against max-volumes, and
+ * the volume's availability zone against the server's. 1 when Nova already
+ * has this volume on the server (in progress: no check applies), 0 to go
+ * on, <0 refused. */
+static int check_new_attachment(struct cinder *cd, struct os_client *c, const char *sid, const char *vid,
+				const char *vol_az, struct fv_err *err)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/servers/%s/os-volume_attachments", sid);
+	long status;
+	json_t *out = NULL;
+	if (os_call(c, OS_COMPUTE, "GET", path, NULL, NULL, NULL, "listing the volumes of a server", &status, &out,
+		    err) < 0)
+		return err->code;
+	json_t *list = json_object_get(out, "volumeAttachments"), *a;
+	size_t n = json_array_size(list), i;
+	bool ours = false;
+	json_array_foreach(list, i, a)
+	{
+		const char *id = json_string_value(json_object_get(a, "volumeId"));
+		ours = ours || (id && !strcasecmp(id, vid));
+	}
+	json_decref(out);
+	if (ours)
+		return 1;
+	if ((long)n >= cd->max_volumes)
+		return fv_err_msg(err, EMLINK,
+				  "Nova server %s already has %zu volumes attached and %s is %ld: cannot attach Cinder "
+				  "volume %s; detach a volume or raise the limit",
+				  sid, n, cd->max_key, cd->max_volumes, vid);
+	if (cd->ignore_az || !vol_az || !*vol_az)
+		return 0;
+	snprintf(path, sizeof(path), "/servers/%s", sid);
+	if (os_call(c, OS_COMPUTE, "GET", path, NULL, NULL, NULL, "reading the server's availability zone", &status,
+		    &out, err) < 0)
+		return err->code;
+	const char *srv_az =
+		json_string_value(json_object_get(json_object_get(out, "server"), "OS-EXT-AZ:availability_zone"));
+	int rc = 0;
+	if (srv_az && *srv_az && strcmp(srv_az, vol_az))
+		rc = fv_err_msg(err, EXDEV,
+				"Cinder volume %s is in availability zone '%s' and Nova server %s in '%s': attaching "
+				"across zones is refused ([BlockStorage] ignore-volume-az = true allows it, where Nova's "
+				"cross_az_attach does)",
+				vid, vol_az, sid, srv_az);
+	json_decref(out);
+	return rc;
+}
+
 static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	struct cinder *cd = ctx->data;
@@ -812,9 +877,14 @@ static int cinder_attach(struct fv_ctx *ctx, const struct fv_call *call, struct 
 			return fv_err_msg(err, EIO, "Cinder volume %s has status '%s'", v.id, st);
 		}
 		bool free_for_us = !strcmp(st, "available") || (multi && !strcmp(st, "in-use"));
+		char az[128];
+		snprintf(az, sizeof(az), "%s", json_string_value(json_object_get(vol, "availability_zone")) ?: "");
+		/* Limits and zone first: a refused attach changes nothing. */
+		int rc = free_for_us && !posted ? check_new_attachment(cd, c, sid, v.id, az, err) : 0;
 		/* Written before Nova is asked, so that a detach from any controller
 		 * finds the volume even if this process dies mid-attach. */
-		int rc = free_for_us ? record_on_volume(c, vol, v.id, v.pv, call->node, err) : 0;
+		if (rc >= 0)
+			rc = free_for_us ? record_on_volume(c, vol, v.id, v.pv, call->node, err) : 0;
 		json_decref(root);
 		if (rc < 0)
 			return rc;
@@ -1102,7 +1172,12 @@ static const struct fv_provider cinder_provider = {
 		"  [Global]   as for the Kubernetes OpenStack cloud provider: auth-url, username or\n"
 		"             user-id, password, tenant-id or tenant-name, domain-name, user-domain-*,\n"
 		"             tenant-domain-*, region, os-endpoint-type, application-credential-id,\n"
-		"             -name and -secret, ca-file, tls-insecure\n"
+		"             -name and -secret, ca-file, tls-insecure, cert-file and key-file (a TLS\n"
+		"             client certificate), trust-id with trustee-id and trustee-password (a token\n"
+		"             scoped to a Keystone trust), use-clouds = true with clouds-file and cloud\n"
+		"             (clouds.yaml fills what [Global] leaves unset; mode 0600, owned by root)\n"
+		"  [BlockStorage] ignore-volume-az = false (true attaches across availability zones),\n"
+		"             node-volume-attach-limit = 256\n"
 		"  [flexvol]  attach-timeout = 300 (s), device-dir = " FV_CLOUDDISK_DEFAULT_DEVICE_DIR ",\n"
 		"             sysfs-root = /sys, node-lookup = nova-name | metadata | config-drive,\n"
 		"             metadata-url = " DEFAULT_METADATA_URL ", config-drive = " DEFAULT_CONFIG_DRIVE "\n"
@@ -1112,7 +1187,9 @@ static const struct fv_provider cinder_provider = {
 		"             scsi-rescan = true, rescan-after = 10 (s), udevadm = auto | none | <path>,\n"
 		"             http-timeout = 30 (s), http-connect-timeout = 10 (s), http-attempts = 5,\n"
 		"             token-margin = 60 (s)\n"
-		"  [cinder]   allow-setuid = false, allow-devices = false (true drops nosuid / nodev),\n"
+		"  [cinder]   max-volumes = node-volume-attach-limit: volumes a server may have; attach\n"
+		"             refuses one more before asking Nova\n"
+		"             allow-setuid = false, allow-devices = false (true drops nosuid / nodev),\n"
 		"             allowed-fstypes = ext2,btrfs (mounted with no fsType, besides ext4 and xfs)\n"
 		"See docs/cinder.md.\n",
 	.help_core = fv_block_spec_help,
@@ -1134,7 +1211,10 @@ static const struct fv_provider cinder_provider = {
 		"Global.domain-name", "Global.user-domain-id", "Global.user-domain-name", "Global.tenant-domain-id",
 		"Global.project-domain-id", "Global.tenant-domain-name", "Global.project-domain-name", "Global.region",
 		"Global.os-endpoint-type", "Global.application-credential-id", "Global.application-credential-name",
-		"Global.application-credential-secret", "Global.ca-file", "Global.tls-insecure", "flexvol.attach-timeout",
+		"Global.application-credential-secret", "Global.ca-file", "Global.tls-insecure", "Global.cert-file",
+		"Global.key-file", "Global.trust-id", "Global.trustee-id", "Global.trustee-password", "Global.use-clouds",
+		"Global.clouds-file", "Global.cloud", "BlockStorage.ignore-volume-az",
+		"BlockStorage.node-volume-attach-limit", "cinder.max-volumes", "flexvol.attach-timeout",
 		"flexvol.rescan-after", "flexvol.scsi-rescan", "flexvol.device-dir", "flexvol.sysfs-root",
 		"flexvol.udevadm", "flexvol.config-drive", "flexvol.node-lookup", "flexvol.metadata-url",
 		"flexvol.http-timeout", "flexvol.http-connect-timeout", "flexvol.http-attempts", "flexvol.token-margin",

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "bearer.h"
 #include "tokencache.h"
+#include "clouds.h"
 
 #define SECTION "Global"
 
@@ -56,6 +57,27 @@ static int get_long(const struct fv_config *c, const char *key, long def, long m
 	return fv_config_get_long(c, "flexvol", key, def, min, max, out, err);
 }
 
+/* gcfg's booleans. */
+static int get_bool(const struct fv_config *c, const char *section, const char *key, bool *out, struct fv_err *err)
+{
+	_cleanup_free_ char *v = dup_value(c, section, key);
+	if (!v)
+		return 0;
+	if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no"))
+		*out = false;
+	else
+		return fv_err_msg(err, EINVAL, "configuration '%s': [%s] %s must be true or false", fv_config_path(c),
+				  section, key);
+	return 0;
+}
+
+int os_conf_bool(const struct fv_config *c, const char *section, const char *key, bool *out, struct fv_err *err)
+{
+	return get_bool(c, section, key, out, err);
+}
+
 int os_conf_load(const struct fv_config *c, struct os_conf *conf, struct fv_err *err)
 {
 	*conf = (struct os_conf){0};
@@ -78,14 +100,23 @@ int os_conf_load(const struct fv_config *c, struct os_conf *conf, struct fv_err 
 	conf->app_cred_name = dup_value(c, SECTION, "application-credential-name");
 	conf->app_cred_secret = dup_value(c, SECTION, "application-credential-secret");
 	conf->ca_file = dup_value(c, SECTION, "ca-file");
-	_cleanup_free_ char *insecure = dup_value(c, SECTION, "tls-insecure");
-	if (insecure) {
-		if (!strcasecmp(insecure, "true") || !strcmp(insecure, "1") || !strcasecmp(insecure, "yes"))
-			conf->tls_insecure = true;
-		else if (strcasecmp(insecure, "false") && strcmp(insecure, "0") && strcasecmp(insecure, "no"))
-			return fv_err_msg(err, EINVAL, "configuration '%s': [Global] tls-insecure must be true or false",
-					  fv_config_path(c));
-	}
+	conf->cert_file = dup_value(c, SECTION, "cert-file");
+	conf->key_file = dup_value(c, SECTION, "key-file");
+	conf->trust_id = dup_value(c, SECTION, "trust-id");
+	conf->trustee_id = dup_value(c, SECTION, "trustee-id");
+	conf->trustee_password = dup_value(c, SECTION, "trustee-password");
+	conf->clouds_file = dup_value(c, SECTION, "clouds-file");
+	conf->cloud = dup_value(c, SECTION, "cloud");
+	if (get_bool(c, SECTION, "tls-insecure", &conf->tls_insecure, err) < 0 ||
+	    get_bool(c, SECTION, "use-clouds", &conf->use_clouds, err) < 0)
+		return err->code;
+	/* [Global] wins; clouds.yaml fills the rest (the cloud provider's order). */
+	if (conf->use_clouds && os_clouds_fill(conf, conf->clouds_file, conf->cloud, err) < 0)
+		return fv_err_prefix(err, "configuration '%s'", fv_config_path(c));
+	if ((conf->cert_file != NULL) != (conf->key_file != NULL))
+		return fv_err_msg(err, EINVAL, "configuration '%s': [Global] %s is set but not %s: a client certificate "
+				  "needs both", fv_config_path(c), conf->cert_file ? "cert-file" : "key-file",
+				  conf->cert_file ? "key-file" : "cert-file");
 	if (conf->endpoint_type && strcmp(conf->endpoint_type, "public") && strcmp(conf->endpoint_type, "internal") &&
 	    strcmp(conf->endpoint_type, "admin"))
 		return fv_err_msg(err, EINVAL,
@@ -113,7 +144,8 @@ void os_conf_free(struct os_conf *conf)
 	char **all[] = {&conf->auth_url, &conf->username, &conf->user_id, &conf->password, &conf->project_id,
 			&conf->project_name, &conf->user_domain_id, &conf->user_domain_name, &conf->project_domain_id,
 			&conf->project_domain_name, &conf->region, &conf->endpoint_type, &conf->app_cred_id,
-			&conf->app_cred_name, &conf->app_cred_secret, &conf->ca_file};
+			&conf->app_cred_name, &conf->app_cred_secret, &conf->ca_file, &conf->cert_file, &conf->key_file,
+			&conf->trust_id, &conf->trustee_id, &conf->trustee_password, &conf->clouds_file, &conf->cloud};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		free_secret(all[i]);
 }
@@ -135,6 +167,18 @@ static const char *missing_credentials(const struct os_conf *c)
 {
 	if (!c->auth_url)
 		return "auth-url";
+	if (c->trust_id) {
+		/* The trustee authenticates; the trust gives the project. */
+		if (c->trustee_id)
+			return c->trustee_password ? NULL : "trustee-password (with trustee-id)";
+		if (!c->user_id && !c->username)
+			return "trustee-id, user-id or username (with trust-id)";
+		if (!c->password)
+			return "password";
+		if (!c->user_id && !c->user_domain_id && !c->user_domain_name)
+			return "user-domain-name or domain-name (with username)";
+		return NULL;
+	}
 	if (app_cred(c)) {
 		if (!c->app_cred_secret)
 			return "application-credential-secret";
@@ -184,6 +228,15 @@ static json_t *auth_body(const struct os_conf *c)
 							c->app_cred_secret, "user", user_ref(c, NULL, NULL));
 		identity = json_pack("{s:[s], s:o}", "methods", "application_credential", "application_credential", ac);
 		return json_pack("{s:{s:o}}", "auth", "identity", identity);
+	}
+	if (c->trust_id) {
+		/* A trust-scoped token (OS-TRUST): the trustee's password, the
+		 * trust as the scope; Keystone takes the project from the trust. */
+		json_t *u = c->trustee_id ? json_pack("{s:s, s:s}", "id", c->trustee_id, "password", c->trustee_password)
+					  : user_ref(c, "password", c->password);
+		identity = json_pack("{s:[s], s:{s:o}}", "methods", "password", "password", "user", u);
+		return json_pack("{s:{s:o, s:{s:{s:s}}}}", "auth", "identity", identity, "scope", "OS-TRUST:trust", "id",
+				 c->trust_id);
 	}
 	identity = json_pack("{s:[s], s:{s:o}}", "methods", "password", "password", "user",
 			     user_ref(c, "password", c->password));
@@ -321,8 +374,12 @@ static int authenticate(void *ud, struct fv_token *out, struct fv_err *err)
 	out->data = json_pack("{s:s, s:s, s:s?}", "compute", compute, "volume", volume, "project", project);
 	json_decref(j);
 	fv_log(LOG_INFO, "authenticated to Keystone as %s (%s) in %lld ms; token valid for %lld s",
-	       conf->user_id ? conf->user_id : conf->username ? conf->username : conf->app_cred_id ? conf->app_cred_id : "?",
-	       app_cred(conf) ? "application credential" : "password", (long long)(fv_now_ms() - t0),
+	       conf->trust_id && conf->trustee_id ? conf->trustee_id
+	       : conf->user_id			  ? conf->user_id
+	       : conf->username			  ? conf->username
+	       : conf->app_cred_id		  ? conf->app_cred_id
+						  : "?",
+	       conf->trust_id ? "trust" : app_cred(conf) ? "application credential" : "password", (long long)(fv_now_ms() - t0),
 	       (long long)(out->expires - now));
 	return out->data ? 0 : fv_err_set(err, ENOMEM, "Keystone authentication");
 }
@@ -331,13 +388,14 @@ static int authenticate(void *ud, struct fv_token *out, struct fv_err *err)
 static char *cache_key(const struct os_conf *c)
 {
 	char *k;
-	if (asprintf(&k, "keystone|%s|user=%s@%s|project=%s@%s|appcred=%s|region=%s|iface=%s",
+	if (asprintf(&k, "keystone|%s|user=%s@%s|project=%s@%s|appcred=%s|trust=%s/%s|region=%s|iface=%s",
 		     c->auth_url ? c->auth_url : "", c->user_id ? c->user_id : c->username ? c->username : "",
 		     c->user_domain_id ? c->user_domain_id : c->user_domain_name ? c->user_domain_name : "",
 		     c->project_id ? c->project_id : c->project_name ? c->project_name : "",
 		     c->project_domain_id ? c->project_domain_id : c->project_domain_name ? c->project_domain_name : "",
 		     c->app_cred_id ? c->app_cred_id : c->app_cred_name ? c->app_cred_name : "",
-		     c->region ? c->region : "", interface_of(c)) < 0)
+		     c->trust_id ? c->trust_id : "", c->trustee_id ? c->trustee_id : "", c->region ? c->region : "",
+		     interface_of(c)) < 0)
 		return NULL;
 	return k;
 }
@@ -355,6 +413,8 @@ struct os_client *os_client_new(struct fv_ctx *ctx, const struct os_conf *conf, 
 		.connect_timeout_ms = conf->http_connect_timeout_s * 1000,
 		.timeout_ms = conf->http_timeout_s * 1000,
 		.ca_file = conf->ca_file,
+		.cert_file = conf->cert_file,
+		.key_file = conf->key_file,
 		.insecure = conf->tls_insecure,
 		.user_agent = "flexvol-cinder",
 		/* Nova answers 409 while the instance is locked or busy with another task. */
@@ -370,6 +430,7 @@ struct os_client *os_client_new(struct fv_ctx *ctx, const struct os_conf *conf, 
 	}
 	fv_http_add_secret(c->http, conf->password);
 	fv_http_add_secret(c->http, conf->app_cred_secret);
+	fv_http_add_secret(c->http, conf->trustee_password);
 	if (conf->tls_insecure)
 		fv_log(LOG_WARNING, "tls-insecure = true: TLS certificates of the cloud are not verified");
 	c->bearer = (struct fv_bearer){

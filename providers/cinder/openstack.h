@@ -16,8 +16,10 @@ struct os_conf {
 	char *user_domain_id, *user_domain_name, *project_domain_id, *project_domain_name;
 	char *region, *endpoint_type;
 	char *app_cred_id, *app_cred_name, *app_cred_secret;
-	char *ca_file;
-	bool tls_insecure;
+	char *ca_file, *cert_file, *key_file;  /* cert-file, key-file: TLS client certificate */
+	char *trust_id, *trustee_id, *trustee_password; /* Keystone trust: a token scoped to it */
+	char *clouds_file, *cloud;       /* use-clouds = true: clouds.yaml fills what is unset */
+	bool tls_insecure, use_clouds;
 	long http_timeout_s, http_connect_timeout_s, http_attempts;
 	long token_margin_s;
 };
@@ -26,6 +28,9 @@ struct os_conf {
  * Credentials are checked later, by os_client_new(). */
 int os_conf_load(const struct fv_config *c, struct os_conf *conf, struct fv_err *err);
 void os_conf_free(struct os_conf *conf);
+
+/* A gcfg boolean (true/false, yes/no, 1/0, maybe double-quoted); *out kept when unset. */
+int os_conf_bool(const struct fv_config *c, const char *section, const char *key, bool *out, struct fv_err *err);
 
 enum os_service { OS_COMPUTE, OS_VOLUME };
 

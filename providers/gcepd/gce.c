@@ -501,7 +501,9 @@ int gce_call(struct gce_client *c, const char *method, const char *path, json_t 
 	if (gce_client_scope(c, &project, &zone, err) < 0)
 		return err->code;
 	_cleanup_free_ char *p = fv_http_escape(project), *z = fv_http_escape(zone), *url = NULL;
-	if (!p || !z || asprintf(&url, "%s/projects/%s/zones/%s/%s", c->conf->compute_endpoint, p, z, path) < 0)
+	if (!p || !z ||
+	    (path[0] == '/' ? asprintf(&url, "%s/projects/%s%s", c->conf->compute_endpoint, p, path)
+			    : asprintf(&url, "%s/projects/%s/zones/%s/%s", c->conf->compute_endpoint, p, z, path)) < 0)
 		return fv_err_set(err, ENOMEM, "%s", what);
 	_cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	if (body && !text)

@@ -48,8 +48,9 @@ int gce_client_scope(struct gce_client *c, const char **project, const char **zo
  * answers only the machine itself): one request. */
 int gce_client_instance(struct gce_client *c, char *buf, size_t size, struct fv_err *err);
 
-/* One compute call on <endpoint>/projects/<p>/zones/<z>/<path> (path segments
- * already escaped). 2xx: 0, *out the parsed body. A status listed in accept
+/* One compute call on <endpoint>/projects/<p>/zones/<z>/<path>, or on
+ * <endpoint>/projects/<p><path> when path starts with '/' (another zone, a
+ * region); path segments already escaped. 2xx: 0, *out the parsed body. A status listed in accept
  * (0-terminated, may be NULL): 0 as well, with *out the error body (may be
  * NULL), reason its errors[].reason, and err preset to the message a caller
  * that gives up returns. Anything else: <0, err "<what>: HTTP <status>

@@ -34,6 +34,10 @@
 #define POLL_MAX_MS 1000
 #define IN_USE_CODE "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE"
 #define IN_USE_REASON "resourceInUseByAnotherResource"
+/* GCE: up to 128 persistent disks per instance for most machine types, the
+ * boot disk included (fewer on shared-core ones: set max-volumes there). */
+#define DEFAULT_MAX_VOLUMES 128
+#define MAX_ZONES 16
 
 struct gcepd {
 	struct fv_clouddisk_driver node; /* first: the core's node-side operations read it */
@@ -41,7 +45,39 @@ struct gcepd {
 	struct fv_ctx *ctx;
 	struct gce_client *client;
 	bool confirmed;                  /* this call's disk is proven to be pdName's */
+	long max_volumes;                /* disks an instance may have, the boot disk included */
+	/* [gcepd] zones: where else attach looks for a disk not in the node's
+	 * zone or region, to refuse it naming its zone. Empty: auto. */
+	char zones[MAX_ZONES][GCE_NAME_MAX + 1];
+	size_t n_zones;
 };
+
+/* zones = auto | a,b,c */
+static int zones_load(const struct fv_config *c, struct gcepd *gd, struct fv_err *err)
+{
+	const char *v = fv_config_get(c, SECTION, "zones", "auto");
+	if (!strcmp(v, "auto") || !*v)
+		return 0;
+	for (const char *p = v; *p;) {
+		size_t n = strcspn(p, ",");
+		while (n && p[n - 1] == ' ')
+			n--;
+		char z[GCE_NAME_MAX + 1];
+		if (n > GCE_NAME_MAX || gd->n_zones == MAX_ZONES)
+			return fv_err_msg(err, EINVAL, "configuration '%s': [" SECTION "] zones: at most %d zone names",
+					  fv_config_path(c), MAX_ZONES);
+		snprintf(z, sizeof(z), "%.*s", (int)n, p);
+		if (!gce_valid_name(z))
+			return fv_err_msg(err, EINVAL,
+					  "configuration '%s': [" SECTION "] zones: '%s' is not a zone name (e.g. us-central1-b)",
+					  fv_config_path(c), z);
+		snprintf(gd->zones[gd->n_zones++], GCE_NAME_MAX + 1, "%s", z);
+		p += strcspn(p, ",");
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	return 0;
+}
 
 static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct fv_err *err);
 static int confirm_disk(struct fv_ctx *ctx, const struct fv_opts *o, struct fv_err *err);
@@ -60,7 +96,9 @@ static int gcepd_setup(struct fv_ctx *ctx, struct fv_err *err)
 	const struct fv_config *c = ctx->config;
 	if (gce_conf_load(c, SECTION, &gd->gce, err) < 0)
 		return err->code;
-	if (fv_clouddisk_conf_load(c, SECTION, DEFAULT_ATTACH_TIMEOUT_S, &gd->node.conf, err) < 0)
+	if (fv_clouddisk_conf_load(c, SECTION, DEFAULT_ATTACH_TIMEOUT_S, &gd->node.conf, err) < 0 ||
+	    fv_config_get_long(c, SECTION, "max-volumes", DEFAULT_MAX_VOLUMES, 1, 4096, &gd->max_volumes, err) < 0 ||
+	    zones_load(c, gd, err) < 0)
 		return err->code;
 	return 0;
 }
@@ -144,7 +182,7 @@ static int describe_disk(const struct fv_opts *o, struct fv_clouddisk *d, struct
 struct target {
 	char instance[GCE_NAME_MAX + 1];
 	/* Copies: a new token (after a 401) replaces the strings they come from. */
-	char project[128], zone[GCE_NAME_MAX + 1];
+	char project[128], zone[GCE_NAME_MAX + 1], region[GCE_NAME_MAX + 1];
 };
 
 static int target_of(struct gcepd *gd, const char *node, int64_t deadline_ms, struct target *t,
@@ -161,6 +199,7 @@ static int target_of(struct gcepd *gd, const char *node, int64_t deadline_ms, st
 	if ((size_t)snprintf(t->project, sizeof(t->project), "%s", project) >= sizeof(t->project) ||
 	    (size_t)snprintf(t->zone, sizeof(t->zone), "%s", zone) >= sizeof(t->zone))
 		return fv_err_msg(err, ENAMETOOLONG, "project '%s' or zone '%s' is too long", project, zone);
+	gce_region_of(t->zone, t->region, sizeof(t->region));
 	return 0;
 }
 
@@ -210,12 +249,18 @@ struct attached {
 	json_t *by_source;   /* our disk, under whatever deviceName */
 };
 
+/* pdName in the node's zone, or pdName as a regional disk of its region
+ * (the only two an instance can have attached). */
 static bool is_our_disk(json_t *entry, const struct volume *v, const struct target *t)
 {
-	char project[128], zone[64], name[GCE_NAME_MAX + 1];
+	char project[128], loc[64], name[GCE_NAME_MAX + 1];
 	const char *src = json_string_value(json_object_get(entry, "source"));
-	return v && gce_parse_link(src, "disks", project, sizeof(project), zone, sizeof(zone), name, sizeof(name)) &&
-	       !strcmp(name, v->pd) && !strcmp(zone, t->zone) && (!project[0] || !strcmp(project, t->project));
+	if (!v)
+		return false;
+	if (gce_parse_link(src, "disks", project, sizeof(project), loc, sizeof(loc), name, sizeof(name)))
+		return !strcmp(name, v->pd) && !strcmp(loc, t->zone) && (!project[0] || !strcmp(project, t->project));
+	return gce_parse_regional_link(src, "disks", project, sizeof(project), loc, sizeof(loc), name, sizeof(name)) &&
+	       !strcmp(name, v->pd) && !strcmp(loc, t->region) && (!project[0] || !strcmp(project, t->project));
 }
 
 static void find_attached(json_t *inst, const char *dev, const struct volume *v, const struct target *t,
@@ -241,7 +286,8 @@ static void find_attached(json_t *inst, const char *dev, const struct volume *v,
 static const char *disk_of(json_t *entry, char *buf, size_t size)
 {
 	const char *src = json_string_value(json_object_get(entry, "source"));
-	if (!gce_parse_link(src, "disks", NULL, 0, NULL, 0, buf, size))
+	if (!gce_parse_link(src, "disks", NULL, 0, NULL, 0, buf, size) &&
+	    !gce_parse_regional_link(src, "disks", NULL, 0, NULL, 0, buf, size))
 		snprintf(buf, size, "%s", src ? src : "?");
 	return buf;
 }
@@ -295,16 +341,15 @@ static int in_use(const char *message, const struct volume *v, const struct targ
 
 /* POST attachDisk and wait for its operation: 0 attached, 1 GCE says an
  * attach to this instance is in progress (look again later), <0 Failure. */
-static int post_attach(struct gce_client *c, const struct volume *v, const struct target *t, struct fv_poll *p,
-		       struct fv_err *err)
+static int post_attach(struct gce_client *c, const struct volume *v, const struct target *t, const char *source,
+		       struct fv_poll *p, struct fv_err *err)
 {
-	char rid[37], path[256], what[256], source[512], reason[64];
+	char rid[37], path[256], what[256], reason[64];
 	/* A requestId per POST: the HTTP client's retries of it (after a 5xx or
 	 * a lost answer) are then the same request to GCE, never a second attach. */
 	gce_request_id(rid);
 	snprintf(path, sizeof(path), "instances/%s/attachDisk?requestId=%s", t->instance, rid);
 	snprintf(what, sizeof(what), "attaching disk %s to instance %s", v->pd, t->instance);
-	snprintf(source, sizeof(source), "projects/%s/zones/%s/disks/%s", t->project, t->zone, v->pd);
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", source, "deviceName", v->dev, "mode",
 				 v->spec.readonly ? "READ_ONLY" : "READ_WRITE", "type", "PERSISTENT", "kind",
 				 "compute#attachedDisk");
@@ -347,6 +392,75 @@ static int post_attach(struct gce_client *c, const struct volume *v, const struc
 	return 0;
 }
 
+/* GET <path> of a disk: 1 found, 0 404, <0 Failure. */
+static int disk_exists(struct gce_client *c, const char *path, const char *what, struct fv_err *err)
+{
+	long status;
+	json_t *disk = NULL;
+	if (gce_call(c, "GET", path, NULL, (const long[]){404, 0}, what, &status, &disk, NULL, 0, err) < 0)
+		return err->code;
+	json_decref(disk);
+	*err = (struct fv_err){0};
+	return status != 404;
+}
+
+/* Where pdName is: a zonal disk in the node's zone, else a regional disk of
+ * its region (attached with the regional source). A zonal disk only attaches
+ * in its own zone: one found in another of [gcepd] zones is refused naming
+ * both. source gets the disk's partial URL. */
+static int locate_disk(struct gcepd *gd, struct gce_client *c, const struct volume *v, const struct target *t,
+		       char *source, size_t size, struct fv_err *err)
+{
+	char path[256], what[256];
+	snprintf(what, sizeof(what), "reading disk %s", v->pd);
+	snprintf(path, sizeof(path), "disks/%s", v->pd);
+	int rc = disk_exists(c, path, what, err);
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		snprintf(source, size, "projects/%s/zones/%s/disks/%s", t->project, t->zone, v->pd);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/regions/%s/disks/%s", t->region, v->pd);
+	if ((rc = disk_exists(c, path, what, err)) < 0)
+		return rc;
+	if (rc) {
+		snprintf(source, size, "projects/%s/regions/%s/disks/%s", t->project, t->region, v->pd);
+		return 0;
+	}
+	for (size_t i = 0; i < gd->n_zones; i++) {
+		if (!strcmp(gd->zones[i], t->zone))
+			continue;
+		snprintf(path, sizeof(path), "/zones/%s/disks/%s", gd->zones[i], v->pd);
+		if ((rc = disk_exists(c, path, what, err)) < 0)
+			return rc;
+		if (rc)
+			return fv_err_msg(err, EXDEV,
+					  "GCE disk %s is in zone %s and instance %s is in zone %s: a zonal disk attaches only "
+					  "to instances of its own zone (a regional disk of region %s would do)",
+					  v->pd, gd->zones[i], t->instance, t->zone, t->region);
+	}
+	return fv_err_msg(err, ENOENT,
+			  "GCE disk %s does not exist in zone %s nor as a regional disk in region %s%s (project %s)",
+			  v->pd, t->zone, t->region, gd->n_zones ? " nor in the other [" SECTION "] zones" : "",
+			  t->project);
+}
+
+/* The instance's disks (the boot disk too) against [gcepd] max-volumes:
+ * refused before GCE's own, opaque, quota error. */
+static int check_limit(const struct gcepd *gd, json_t *inst, const struct volume *v, const struct target *t,
+		       struct fv_err *err)
+{
+	size_t n = json_array_size(json_object_get(inst, "disks"));
+	if ((long)n < gd->max_volumes)
+		return 0;
+	return fv_err_msg(err, EMLINK,
+			  "instance %s already has %zu disks attached (the boot disk included) and [" SECTION
+			  "] max-volumes is %ld: cannot attach GCE disk %s; detach a volume or raise max-volumes if "
+			  "the machine type allows more",
+			  t->instance, n, gd->max_volumes, v->pd);
+}
+
 static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
 {
 	struct gcepd *gd = ctx->data;
@@ -363,6 +477,7 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 	if (target_of(gd, call->node, p.deadline_ms, &t, &c, err) < 0)
 		return err->code;
 	bool posted = false;
+	char source[512] = "";
 	for (;;) {
 		json_t *inst;
 		if (get_instance(c, &t, &inst, err) < 0)
@@ -393,10 +508,14 @@ static int gcepd_attach(struct fv_ctx *ctx, const struct fv_call *call, struct f
 					v.pd, t.instance, json_string_value(json_object_get(a.by_source, "deviceName")), v.dev,
 					v.pv);
 		}
+		if (rc == 0 && !posted)
+			rc = check_limit(gd, inst, &v, &t, err);
 		json_decref(inst);
 		if (rc < 0)
 			return rc;
-		rc = post_attach(c, &v, &t, &p, err);
+		if (!source[0] && locate_disk(gd, c, &v, &t, source, sizeof(source), err) < 0)
+			return err->code;
+		rc = post_attach(c, &v, &t, source, &p, err);
 		if (rc < 0)
 			return rc;
 		posted = true;
@@ -714,7 +833,8 @@ static const struct fv_provider gcepd_provider = {
 	.name = "gcepd",
 	.summary = "Google Compute Engine persistent disks, attached under a device name derived from the PV name.",
 	.help = "Options (flexVolume.options):\n"
-		"  pdName    required; the GCE persistent disk's name (in the configured zone)\n"
+		"  pdName    required; the GCE persistent disk's name: a zonal disk of the node's zone,\n"
+		"            else a regional disk of its region\n"
 		"  fsType    ext4 (default) or xfs; a blank disk is formatted on first mount\n"
 		"Node-side calls (waitforattach, mountdevice, mount, expandfs) ask the compute API\n"
 		"(instances.get of the instance the metadata server names) which disk is attached\n"
@@ -722,6 +842,10 @@ static const struct fv_provider gcepd_provider = {
 		"need compute read access.\n"
 		"Configuration ([" SECTION "] in gcepd.conf):\n"
 		"  project, zone      default: from the metadata server (project also from the key file)\n"
+		"  zones = auto       or a,b,c: other zones where attach looks for a disk not found in\n"
+		"                     the node's zone or region, to refuse it naming both zones\n"
+		"  max-volumes = 128  disks an instance may have, the boot disk included; attach refuses\n"
+		"                     one more before asking GCE\n"
 		"  credentials-file   a service-account JSON key (mode 0600; JWT-bearer flow);\n"
 		"                     default: the metadata server's service-account token\n"
 		"  metadata-url = " GCE_DEFAULT_METADATA_URL " (or $GCE_METADATA_HOST)\n"
@@ -754,7 +878,7 @@ static const struct fv_provider gcepd_provider = {
 		SECTION ".http-connect-timeout", SECTION ".http-attempts", SECTION ".token-margin",
 		SECTION ".attach-timeout", SECTION ".rescan-after", SECTION ".scsi-rescan", SECTION ".device-dir",
 		SECTION ".sysfs-root", SECTION ".udevadm", SECTION ".allow-setuid", SECTION ".allow-devices",
-		SECTION ".allowed-fstypes", SECTION ".allow-inline", NULL},
+		SECTION ".allowed-fstypes", SECTION ".allow-inline", SECTION ".max-volumes", SECTION ".zones", NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
 		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},
 	.filesystems = (const char *const[]){"ext4", "xfs", NULL},

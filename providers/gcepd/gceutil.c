@@ -74,8 +74,9 @@ static bool copy_out(char *buf, size_t size, const char *s, size_t n)
 	return true;
 }
 
-bool gce_parse_link(const char *link, const char *kind, char *project, size_t psize, char *zone, size_t zsize,
-		    char *name, size_t nsize)
+/* [projects/P/] <scope>/Z/<kind>/NAME at the very end of link. */
+static bool parse_link(const char *link, const char *scope, const char *kind, char *project, size_t psize, char *zone,
+		       size_t zsize, char *name, size_t nsize)
 {
 	enum { MAXSEG = 32 };
 	const char *seg[MAXSEG];
@@ -90,16 +91,34 @@ bool gce_parse_link(const char *link, const char *kind, char *project, size_t ps
 		if (*p == '/')
 			p++;
 	}
-	/* ... [projects/P/] zones/Z/<kind>/NAME at the very end. */
 	if (n < 4 || n == MAXSEG || link[strlen(link) - 1] == '/')
 		return false;
 	size_t z = n - 4;
-	if (len[z] != 5 || strncmp(seg[z], "zones", 5) || len[z + 2] != strlen(kind) ||
+	if (len[z] != strlen(scope) || strncmp(seg[z], scope, len[z]) || len[z + 2] != strlen(kind) ||
 	    strncmp(seg[z + 2], kind, len[z + 2]) || !len[z + 1] || !len[z + 3])
 		return false;
 	bool has_project = z >= 2 && len[z - 2] == 8 && !strncmp(seg[z - 2], "projects", 8) && len[z - 1];
 	return copy_out(project, psize, has_project ? seg[z - 1] : "", has_project ? len[z - 1] : 0) &&
 	       copy_out(zone, zsize, seg[z + 1], len[z + 1]) && copy_out(name, nsize, seg[z + 3], len[z + 3]);
+}
+
+bool gce_parse_link(const char *link, const char *kind, char *project, size_t psize, char *zone, size_t zsize,
+		    char *name, size_t nsize)
+{
+	return parse_link(link, "zones", kind, project, psize, zone, zsize, name, nsize);
+}
+
+bool gce_parse_regional_link(const char *link, const char *kind, char *project, size_t psize, char *region,
+			     size_t rsize, char *name, size_t nsize)
+{
+	return parse_link(link, "regions", kind, project, psize, region, rsize, name, nsize);
+}
+
+void gce_region_of(const char *zone, char *buf, size_t size)
+{
+	const char *dash = strrchr(zone, '-');
+	size_t n = dash ? (size_t)(dash - zone) : strlen(zone);
+	snprintf(buf, size, "%.*s", (int)n, zone);
 }
 
 void gce_zone_from_metadata(const char *value, char *buf, size_t size)

@@ -34,6 +34,13 @@ void gce_instance_name(const char *node, char *buf, size_t size);
 bool gce_parse_link(const char *link, const char *kind, char *project, size_t psize, char *zone, size_t zsize,
 		    char *name, size_t nsize);
 
+/* The same for a regional resource: [projects/P/] regions/R/<kind>/NAME. */
+bool gce_parse_regional_link(const char *link, const char *kind, char *project, size_t psize, char *region,
+			     size_t rsize, char *name, size_t nsize);
+
+/* The region of a zone: us-central1-a -> us-central1 (all before the last '-'). */
+void gce_region_of(const char *zone, char *buf, size_t size);
+
 /* The zone of the metadata server's instance/zone (projects/N/zones/Z): Z. */
 void gce_zone_from_metadata(const char *value, char *buf, size_t size);
 

@@ -9,6 +9,9 @@ Speaks the wire format of /work/shared/reference/cloud-apis.md Part B:
                                          disks.get, disks.resize,
                                          operations.list (filter: the subset
                                          below), operations.get, operations/{op}/wait
+  /compute/v1/projects/{p}/regions/{r}/  regionDisks.get (regional PDs: "region" and
+                                         "replicaZones" instead of "zone"; attachDisk
+                                         takes their regions/{r}/disks/{d} source)
 
 Point the driver at: metadata host 127.0.0.1:PORT (GCE_METADATA_HOST),
 compute base http://127.0.0.1:PORT/compute/v1/, token_uri http://127.0.0.1:PORT/token.
@@ -50,7 +53,9 @@ REAL_TOKEN_URIS = ("https://oauth2.googleapis.com/token", "https://www.googleapi
 COMPUTE = r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)"
 DEVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-DISK_SOURCE = re.compile(r"(?:^|.*/)(?:projects/(?P<project>[^/]+)/)?zones/(?P<zone>[^/]+)/disks/(?P<disk>[^/]+)")
+REGION_COMPUTE = r"/compute/v1/projects/(?P<project>[^/]+)/regions/(?P<region>[^/]+)"
+DISK_SOURCE = re.compile(r"(?:^|.*/)(?:projects/(?P<project>[^/]+)/)?(?:zones/(?P<zone>[^/]+)|regions/(?P<region>[^/]+))"
+                         r"/disks/(?P<disk>[^/]+)")
 PENDING, RUNNING, DONE = "PENDING", "RUNNING", "DONE"
 IN_USE = "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE"
 
@@ -62,6 +67,16 @@ RATE_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
 
 def gce_time(ts):
     return common.iso_utc(ts, "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "-00:00"
+
+
+def region_of(zone):
+    """us-central1-a -> us-central1"""
+    return zone.rsplit("-", 1)[0]
+
+
+def regional(region):
+    """The key under which a regional disk is stored (zonal disks: their zone)."""
+    return f"regions/{region}"
 
 
 def numeric_id():
@@ -189,6 +204,8 @@ class FakeGCE(common.BaseFake):
                ("POST", op + "/wait", self._wait_operation)]
         for method, pattern, fn in api:
             self.add_route(method, pattern, self._api(fn), "compute")
+        self.add_route("GET", REGION_COMPUTE + r"/disks/(?P<name>[^/]+)", self._api_regional(self._get_region_disk),
+                       "compute")
 
     def default_fault_message(self, status, reason):
         if reason in RATE_REASONS:
@@ -232,6 +249,16 @@ class FakeGCE(common.BaseFake):
             return fn(req, tok, zone, **kw)
         return handler
 
+    def _api_regional(self, fn):
+        """The same checks for regions/{r}/...: a region of a known zone."""
+        def handler(req, project, region, **kw):
+            def zonal(req, tok, zone, **kw2):
+                if region not in {region_of(z) for z in self.zones}:
+                    raise ApiError(400, f"Invalid value for field 'region': '{region}'. Unknown region.")
+                return fn(req, tok, region, **kw2)
+            return self._api(zonal)(req, project, self.zones[0], **kw)
+        return handler
+
     # ------------------------------------------------------------------
     # Links and views
     # ------------------------------------------------------------------
@@ -242,6 +269,10 @@ class FakeGCE(common.BaseFake):
         return f"{self.url}/compute/v1/"
 
     def _path(self, zone, kind=None, name=None):
+        """zone: a zone, or regional(r) for a regional resource."""
+        if zone.startswith("regions/"):
+            path = f"projects/{self.project}/{zone}"
+            return f"{path}/{kind}/{name}" if kind else path
         path = f"projects/{self.project}/zones/{zone}"
         return f"{path}/{kind}/{name}" if kind else path
 
@@ -255,7 +286,7 @@ class FakeGCE(common.BaseFake):
         disks += [{"kind": "compute#attachedDisk", "type": "PERSISTENT", "mode": a["mode"],
                    "index": a["index"], "boot": False, "autoDelete": False,
                    "deviceName": a["device"], "interface": "SCSI",
-                   "source": self._link(inst["zone"], "disks", a["disk"])}
+                   "source": self._link(a.get("disk_loc", inst["zone"]), "disks", a["disk"])}
                   for a in inst["attached"] if not a["pending"]]
         return {"kind": "compute#instance", "id": inst["id"], "name": inst["name"],
                 "status": "RUNNING", "zone": self._link(inst["zone"]),
@@ -267,6 +298,11 @@ class FakeGCE(common.BaseFake):
                 "zone": self._link(disk["zone"]), "sizeGb": str(disk["size_gb"]),  # int64 as string
                 "status": "READY", "type": self._link(disk["zone"], "diskTypes", disk["type"]),
                 "selfLink": self._link(disk["zone"], "disks", disk["name"])}
+        if disk["zone"].startswith("regions/"):
+            # A regional disk (compute v1 regionDisks): region and replicaZones, no zone.
+            del view["zone"]
+            view["region"] = self._link(disk["zone"])
+            view["replicaZones"] = [self._link(z) for z in disk["replica_zones"]]
         users = [self._link(inst["zone"], "instances", inst["name"])
                  for inst, att in self._users(disk) if att is None or not att["pending"]]
         if users:                      # the API omits empty lists
@@ -281,11 +317,17 @@ class FakeGCE(common.BaseFake):
         return {"instances": self.add_instance, "disks": self.add_disk,
                 "service_accounts": self.add_service_account}
 
-    def add_disk(self, name, size_gb=10, zone=None, id=None, type="pd-standard"):
+    def add_disk(self, name, size_gb=10, zone=None, id=None, type="pd-standard", region=None,
+                 replica_zones=None):
+        """region: a regional disk (replicated in replica_zones, default the
+        region's first two known zones), stored under regional(region)."""
         with self.lock:
-            zone = zone or self.zone
+            zone = regional(region) if region else (zone or self.zone)
             disk = {"name": name, "id": id or numeric_id(), "zone": zone,
                     "size_gb": int(size_gb), "type": type}
+            if region:
+                disk["replica_zones"] = list(replica_zones or
+                                             [z for z in self.zones if region_of(z) == region][:2])
             self.disks[(zone, name)] = disk
             return self._disk_view(disk)
 
@@ -367,9 +409,9 @@ class FakeGCE(common.BaseFake):
                 if a["device"] == device:
                     a["pending"] = not listed
 
-    def disk(self, name, zone=None):
+    def disk(self, name, zone=None, region=None):
         with self.lock:
-            return self._disk_view(self.disks[(zone or self.zone, name)])
+            return self._disk_view(self.disks[(regional(region) if region else zone or self.zone, name)])
 
     def operation(self, name):
         with self.lock:
@@ -480,6 +522,10 @@ class FakeGCE(common.BaseFake):
         with self.lock:
             return json_response(200, self._disk_view(self._disk(zone, name)))
 
+    def _get_region_disk(self, req, tok, region, name):
+        with self.lock:
+            return json_response(200, self._disk_view(self._disk(regional(region), name)))
+
     def _request_id(self, req):
         """requestId must be a non-zero UUID; returns it or None."""
         rid = req.arg("requestId")
@@ -501,11 +547,12 @@ class FakeGCE(common.BaseFake):
         disk. Includes attachments still pending inside an operation."""
         out = []
         for inst in self.instances.values():
-            if inst["zone"] != disk["zone"]:
+            if inst["zone"] != disk["zone"] and inst["zone"] not in disk.get("replica_zones", ()):
                 continue
-            if inst["boot_disk"] == disk["name"]:
+            if inst["boot_disk"] == disk["name"] and inst["zone"] == disk["zone"]:
                 out.append((inst, None))
-            out += [(inst, a) for a in inst["attached"] if a["disk"] == disk["name"]]
+            out += [(inst, a) for a in inst["attached"]
+                    if a["disk"] == disk["name"] and a.get("disk_loc", inst["zone"]) == disk["zone"]]
         return out
 
     def _in_use_by(self, disk, mode):
@@ -539,15 +586,19 @@ class FakeGCE(common.BaseFake):
             source = body.get("source")
             if not source or not isinstance(source, str):
                 raise ApiError(400, "Required field 'resource.source' not specified", reason="required")
-            # Full URL, "projects/P/zones/Z/disks/D" or "zones/Z/disks/D".
+            req.log["source"] = source
+            # Full URL, "projects/P/{zones/Z|regions/R}/disks/D" or "zones/Z/disks/D".
             m = DISK_SOURCE.fullmatch(source)
             if not m or (m["project"] or self.project) != self.project:
                 raise ApiError(400, f"Invalid value for field 'resource.source': '{source}'. "
                                     "The URL is malformed.")
-            disk = self._disk(m["zone"], m["disk"])
-            if m["zone"] != zone:
+            disk = self._disk(m["zone"] or regional(m["region"]), m["disk"])
+            if m["zone"] and m["zone"] != zone:
                 raise ApiError(400, f"Invalid value for field 'resource.source': '{source}'. "
                                     "Disk must be in the same zone as the instance.")
+            if m["region"] and zone not in disk["replica_zones"]:
+                raise ApiError(400, f"Invalid value for field 'resource.source': '{source}'. "
+                                    "The regional disk has no replica in the instance's zone.")
             mode = body.get("mode", "READ_WRITE")
             if mode not in ("READ_WRITE", "READ_ONLY"):
                 raise ApiError(400, f"Invalid value for field 'resource.mode': '{mode}'.")
@@ -614,12 +665,12 @@ class FakeGCE(common.BaseFake):
         if conflict:
             raise OperationFailed(*conflict)
         node = self.node_for(inst["node"])
-        disk_id = f"gce-{disk['zone']}-{disk['name']}"
+        disk_id = f"gce-{disk['zone'].replace('/', '-')}-{disk['name']}"
         if node is not None and self.faults.take("no_device", disk["name"]):
             node = None                          # attach succeeds, no device shows up
         # Reserved now (pending) so a racing attach of the same disk fails.
-        att = {"disk": disk["name"], "device": device, "mode": mode, "index": index,
-               "node": node, "disk_id": disk_id, "pending": True}
+        att = {"disk": disk["name"], "disk_loc": disk["zone"], "device": device, "mode": mode,
+               "index": index, "node": node, "disk_id": disk_id, "pending": True}
         inst["attached"].append(att)
         node_side = None
         if node is not None:

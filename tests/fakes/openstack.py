@@ -84,7 +84,7 @@ class FakeOpenStack(common.BaseFake):
         self.regions = tuple(regions)
         self.compute_url_has_project = compute_url_has_project
         self.domains = {"default": {"id": "default", "name": "Default"}}
-        self.projects, self.users, self.app_creds = {}, {}, {}
+        self.projects, self.users, self.app_creds, self.trusts = {}, {}, {}, {}
         self.servers, self.volumes = {}, {}
         self._parked = set()      # (vid, sid, aid) held by a stuck_attaching fault
         self._add_api_routes()
@@ -196,6 +196,7 @@ class FakeOpenStack(common.BaseFake):
     def seeders(self):
         return {"domains": self.add_domain, "projects": self.add_project,
                 "users": self.add_user, "application_credentials": self.add_application_credential,
+                "trusts": self.add_trust,
                 "servers": self.add_server, "volumes": self.add_volume}
 
     def updaters(self):
@@ -244,6 +245,18 @@ class FakeOpenStack(common.BaseFake):
                     "secret": secret or common.new_hex(24), "user_id": u["id"], "project_id": pid}
             self.app_creds[cred["id"]] = cred
             return dict(cred)
+
+    def add_trust(self, trustor, trustee, project=None, id=None):
+        """A Keystone trust (OS-TRUST): trustee may get tokens scoped to it,
+        with the trustor's roles on project (default: the trustor's first)."""
+        with self.lock:
+            tor = self._find(self.users, trustor, "user")
+            tee = self._find(self.users, trustee, "user")
+            pid = self._find(self.projects, project, "project")["id"] if project else tor["projects"][0]
+            trust = {"id": id or common.new_hex(), "trustor_user_id": tor["id"], "trustee_user_id": tee["id"],
+                     "project_id": pid, "impersonation": False}
+            self.trusts[trust["id"]] = trust
+            return dict(trust)
 
     def _default_project(self, project):
         if project:
@@ -352,8 +365,12 @@ class FakeOpenStack(common.BaseFake):
                 user, project, cred = self._auth_app_cred(identity.get(method), scope)
             elif method == "password":
                 user, cred = self._auth_password(identity.get(method)), None
-                # Without a scope the token is unscoped: no project, no catalog.
-                project = self._resolve_scope(scope, user) if scope else None
+                if isinstance(scope, dict) and "OS-TRUST:trust" in scope:
+                    trust, project = self._resolve_trust(scope, user)
+                    req.log["trust"] = trust["id"]
+                else:
+                    # Without a scope the token is unscoped: no project, no catalog.
+                    project = self._resolve_scope(scope, user) if scope else None
             else:
                 raise ApiError(401, f"Attempted to authenticate with an unsupported method: {method}")
             token, rec = self.tokens.issue(self.token_lifetime, prefix="gAAAAA",
@@ -361,8 +378,15 @@ class FakeOpenStack(common.BaseFake):
                                            project_id=project["id"] if project else None)
             req.log["auth"] = {"method": method, "ok": True, "user": user["name"],
                                "project": project["name"] if project else None}
-            return json_response(201, {"token": self._token_body(rec, user, project, cred)},
-                                 {"X-Subject-Token": token})
+            if "trust" in req.log:
+                req.log["auth"]["trust"] = req.log["trust"]
+            body = self._token_body(rec, user, project, cred)
+            if "trust" in req.log:
+                t = self.trusts[req.log["trust"]]
+                body["OS-TRUST:trust"] = {"id": t["id"], "impersonation": t["impersonation"],
+                                          "trustor_user": {"id": t["trustor_user_id"]},
+                                          "trustee_user": {"id": t["trustee_user_id"]}}
+            return json_response(201, {"token": body}, {"X-Subject-Token": token})
 
     def _resolve_domain(self, ref, what):
         """{"id": ...} or {"name": ...}; 400 when missing (Keystone's validation)."""
@@ -413,6 +437,18 @@ class FakeOpenStack(common.BaseFake):
         if project is None or project["id"] not in user["projects"]:
             raise ApiError(401, UNAUTHORIZED)
         return project
+
+    def _resolve_trust(self, scope, user):
+        """scope {"OS-TRUST:trust": {"id": ...}} alone; only the trustee may use it."""
+        if len(scope) != 1:
+            raise ApiError(400, "Scoping to both a trust and a project or domain is not allowed")
+        ref = scope["OS-TRUST:trust"]
+        trust = self.trusts.get(ref.get("id")) if isinstance(ref, dict) else None
+        if trust is None:
+            raise ApiError(404, f"Could not find trust: {ref.get('id') if isinstance(ref, dict) else ref}.")
+        if trust["trustee_user_id"] != user["id"]:
+            raise ApiError(403, "User is not a trustee.")
+        return trust, self.projects[trust["project_id"]]
 
     def _auth_app_cred(self, body, scope):
         if scope:

@@ -167,6 +167,27 @@ def test_password_auth_by_name_gives_header_token_and_catalog(osf):
     assert all(e["url"].endswith(f"/volume/v3/{PROJECT}") and e["region"] == e["region_id"] for e in eps)
 
 
+def test_trust_scoped_token(osf):
+    osf.add_user("trustee", "t-pw", id="7" * 32)
+    trust = osf.add_trust("k8s-volumes", "trustee", project="kube")
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"id": "7" * 32, "password": "t-pw"}}}, "scope": {"OS-TRUST:trust": {"id": trust["id"]}}}}
+    r = call("POST", osf.url + "/v3/auth/tokens", body)
+    assert r.status == 201, r.body
+    tok = r.json()["token"]
+    assert tok["project"]["id"] == PROJECT and tok["catalog"], "the trust's project, with a catalog"
+    assert tok["OS-TRUST:trust"]["id"] == trust["id"] and tok["OS-TRUST:trust"]["trustee_user"]["id"] == "7" * 32
+    assert osf.request_log(service="keystone")[-1]["auth"]["trust"] == trust["id"]
+    # Only the trustee; only an existing trust; a trust scope alone.
+    body["auth"]["identity"]["password"]["user"] = {"id": USER_ID, "password": "s3cret"}
+    assert call("POST", osf.url + "/v3/auth/tokens", body).status == 403
+    body["auth"]["identity"]["password"]["user"] = {"id": "7" * 32, "password": "t-pw"}
+    body["auth"]["scope"] = {"OS-TRUST:trust": {"id": "nope"}}
+    assert call("POST", osf.url + "/v3/auth/tokens", body).status == 404
+    body["auth"]["scope"] = {"OS-TRUST:trust": {"id": trust["id"]}, "project": {"id": PROJECT}}
+    assert call("POST", osf.url + "/v3/auth/tokens", body).status == 400
+
+
 def test_password_auth_by_ids(osf):
     body = {"auth": {"identity": {"methods": ["password"], "password": {
         "user": {"id": USER_ID, "password": "s3cret"}}}, "scope": {"project": {"id": PROJECT}}}}
@@ -734,6 +755,30 @@ def test_instance_and_disk_shapes(gce, gc):
     assert gc("GET", "/instances/nope").status == 404
     assert call("GET", gce.url + "/compute/v1/projects/my-project/zones/mars-1/disks/pvc-1",
                 headers=gc.headers).status == 400
+
+
+def test_regional_disks(gce, gc):
+    gce.zones = (ZONE, "us-central1-b")
+    gce.add_disk("pd-r", size_gb=3, region="us-central1", replica_zones=[ZONE, "us-central1-b"])
+    base = gce.url + "/compute/v1/projects/my-project/regions/us-central1/disks/"
+    d = call("GET", base + "pd-r", headers=gc.headers).json()
+    assert d["region"].endswith("/projects/my-project/regions/us-central1") and "zone" not in d
+    assert [z.rsplit("/", 1)[1] for z in d["replicaZones"]] == [ZONE, "us-central1-b"]
+    assert d["selfLink"].endswith("/regions/us-central1/disks/pd-r") and d["sizeGb"] == "3"
+    assert call("GET", base + "nope", headers=gc.headers).status == 404
+    assert gc("GET", "/disks/pd-r").status == 404, "not a zonal disk"
+    body = {"source": "projects/my-project/regions/us-central1/disks/pd-r", "deviceName": "pd-r",
+            "mode": "READ_WRITE", "type": "PERSISTENT"}
+    op = gc("POST", "/instances/gke-node-1/attachDisk", body).json()
+    assert "error" not in gc.wait_done(op["name"])
+    [att] = [x for x in gc("GET", "/instances/gke-node-1").json()["disks"] if x["deviceName"] == "pd-r"]
+    assert att["source"].endswith("/projects/my-project/regions/us-central1/disks/pd-r")
+    users = call("GET", base + "pd-r", headers=gc.headers).json()["users"]
+    assert [u.rsplit("/", 1)[1] for u in users] == ["gke-node-1"]
+    gce.add_disk("pd-r2", size_gb=1, region="us-central1", replica_zones=["us-central1-b", "us-central1-c"])
+    body["source"], body["deviceName"] = body["source"].replace("pd-r", "pd-r2"), "pd-r2"
+    r = gc("POST", "/instances/gke-node-1/attachDisk", body)
+    assert r.status == 400 and "no replica" in r.json()["error"]["message"]
 
 
 def test_seeded_and_hidden_attachments(gce, gc):

@@ -1,8 +1,9 @@
 /* Every parser of an OpenStack answer (untrusted: a cloud API or whatever
  * answers in its place): Keystone's token body and catalog (openstack.c),
  * Cinder's volume (status, attachments, metadata) and Nova's metadata
- * (cinder.c), the shared HTTP error text and time stamps. The input is one
- * HTTP body. Both files are included for their static functions. */
+ * (cinder.c), the shared HTTP error text and time stamps; and clouds.yaml
+ * (clouds.c, libyaml), which the same bytes are read as. The input is one
+ * HTTP body or file. Both files are included for their static functions. */
 #define main cinder_main
 #include "../../providers/cinder/cinder.c"
 #undef main
@@ -48,6 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)fv_parse_utc(body);
 	(void)is_uuid(body);
+	/* The same bytes as a clouds.yaml: every field a cloud entry may fill. */
+	struct os_conf conf = {0};
+	(void)os_clouds_fill_text(&conf, body, size, "fuzz", "openstack", &err);
+	os_conf_free(&conf);
 	free(body);
 	return 0;
 }

@@ -42,7 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)gce_in_use_by(body, project, sizeof(project), zone, sizeof(zone), name, sizeof(name));
 	(void)gce_parse_link(body, "disks", project, sizeof(project), zone, sizeof(zone), name, sizeof(name));
 	(void)gce_parse_link(body, "instances", NULL, 0, NULL, 0, name, sizeof(name));
+	(void)gce_parse_regional_link(body, "disks", project, sizeof(project), zone, sizeof(zone), name, sizeof(name));
 	gce_zone_from_metadata(body, zone, sizeof(zone));
+	gce_region_of(body, zone, sizeof(zone));
 	(void)detach_race(body, body);
 	json_t *j = json_loadb(body, size, 0, NULL);
 	if (j) {
@@ -51,9 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)gce_op_error(j, code, sizeof(code), message, sizeof(message));
 		(void)gce_size_gb(j);
 		struct volume v = {.pd = "pd-1", .pv = "pv-1", .dev = "pv-1"};
-		struct target t = {.instance = "node-1", .project = "my-project", .zone = "us-central1-a"};
+		struct target t = {.instance = "node-1", .project = "my-project", .zone = "us-central1-a",
+				   .region = "us-central1"};
 		struct attached a;
 		find_attached(j, "pv-1", &v, &t, &a);
+		struct gcepd gd = {.max_volumes = 2};
+		(void)check_limit(&gd, j, &v, &t, &err);
 		size_t i;
 		json_t *d;
 		json_array_foreach(json_object_get(j, "disks"), i, d)

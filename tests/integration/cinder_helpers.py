@@ -25,7 +25,9 @@ class TlsProxy:
     plain HTTP), with a fresh self-signed certificate for 127.0.0.1: for
     testing ca-file and tls-insecure."""
 
-    def __init__(self, tmp, backend_port):
+    def __init__(self, tmp, backend_port, client_ca=None):
+        """client_ca: a CA file; the proxy then asks for a client certificate
+        signed by it and refuses a handshake without one (mTLS)."""
         import ssl
         self.cert = os.path.join(str(tmp), "tls-cert.pem")
         self.key = os.path.join(str(tmp), "tls-key.pem")
@@ -34,6 +36,10 @@ class TlsProxy:
                         "-keyout", self.key, "-out", self.cert], check=True, capture_output=True)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(self.cert, self.key)
+        self.client_certs = []     # the subject CN of each client certificate presented
+        if client_ca:
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(client_ca)
         self.backend = backend_port
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -54,8 +60,11 @@ class TlsProxy:
         try:
             tls = self.ctx.wrap_socket(conn, server_side=True)
         except OSError:
-            conn.close()     # the client refused our certificate
+            conn.close()     # the client refused our certificate, or gave none
             return
+        peer = tls.getpeercert()
+        if peer:
+            self.client_certs.append(dict(x[0] for x in peer["subject"]).get("commonName"))
         back = socket.create_connection(("127.0.0.1", self.backend))
 
         def pump(src, dst):
@@ -112,10 +121,14 @@ class CinderCloud(CloudBase):
 
     auth_url = None      # default: the fake's own http URL
     extra_global = ()
+    credentials = None   # [Global] credential lines instead of the seeded user's
+    extra_sections = ()  # lines after [flexvol] (e.g. "[cinder]", "max-volumes = 1")
 
     def global_section(self):
         lines = ["[Global]", f'auth-url = "{self.auth_url or self.fake.url + "/v3"}"', *self.extra_global]
-        if self.app_cred:
+        if self.credentials is not None:
+            lines += list(self.credentials)
+        elif self.app_cred:
             lines += [f"application-credential-id = {self.app_cred['id']}",
                       f"application-credential-secret = {self.app_cred['secret']}"]
         else:
@@ -127,6 +140,7 @@ class CinderCloud(CloudBase):
     def write_config(self, mode=0o600):
         lines = self.global_section() + ["", "[flexvol]"]
         lines += [f"{k} = {v}" for k, v in self.flexvol.items()]
+        lines += list(self.extra_sections)
         write_private(self.config_path, "\n".join(lines) + "\n", mode)
 
     def configure(self, **flexvol):
@@ -157,3 +171,17 @@ def opts(vid, **extra):
     o = {"volumeID": vid}
     o.update(extra)
     return o
+
+
+def make_client_cert(tmp, cn="flexvol-node"):
+    """(ca, cert, key) files: a fresh CA and a client certificate it signed."""
+    tmp = str(tmp)
+    ca, ca_key = os.path.join(tmp, "client-ca.pem"), os.path.join(tmp, "client-ca-key.pem")
+    cert, key, csr = (os.path.join(tmp, n) for n in ("client.pem", "client-key.pem", "client.csr"))
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=flexvol test client CA",
+        "-keyout", ca_key, "-out", ca)
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout", key, "-out", csr)
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1", "-out", cert)
+    os.chmod(key, 0o600)
+    return ca, cert, key

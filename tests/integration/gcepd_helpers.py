@@ -34,10 +34,10 @@ class GCECloud(CloudBase):
     driver_name = "gcepd"
 
     def __init__(self, tmp, op_delay=0.2, gcepd=None, token_lifetime=3600, key=False, scope=True,
-                 in_use_error="sync", wrapper=(), node=None):
+                 in_use_error="sync", wrapper=(), node=None, zones=None):
         super().__init__(tmp, node)
         self.fake = fake_gce.FakeGCE(node=self.node, token_lifetime=token_lifetime, project=PROJECT, zone=ZONE,
-                                     op_delay=op_delay, in_use_error=in_use_error).start()
+                                     zones=zones, op_delay=op_delay, in_use_error=in_use_error).start()
         for n in NODES:
             self.fake.add_instance(n, local=(n == "node-1"))
         self.key_path = os.path.join(self.config_dir, "gcepd-key.json")

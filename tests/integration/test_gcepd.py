@@ -474,7 +474,7 @@ def test_bad_options_and_names(cloud):
         assert r.status == "Failure" and why in r.message, (o, r.message)
     assert not requests(cloud), "nothing was sent"
     r = k.attach("pv-nodisk", opts("pd-missing"))
-    assert r.status == "Failure" and "HTTP 404" in r.message and "pd-missing" in r.message, r.message
+    assert r.status == "Failure" and "does not exist" in r.message and "pd-missing" in r.message, r.message
     r = k.attach("pv-noinst", opts(cloud.disk("pd-noinst")), node="node-9")
     assert r.status == "Failure" and "no instance 'node-9'" in r.message, r.message
     assert k.detach("pv-noinst", node="node-9").status == "Success", "a deleted instance holds no disks"

@@ -94,6 +94,19 @@ static void links(void)
 	CHECK(!gce_parse_link("projects/p/zones/z/disks/d/", "disks", NULL, 0, NULL, 0, NULL, 0), "trailing slash");
 	CHECK(!gce_parse_link("projects/p/zones/z/disks/d/extra", "disks", NULL, 0, NULL, 0, NULL, 0), "extra segment");
 	CHECK(!gce_parse_link(NULL, "disks", NULL, 0, NULL, 0, NULL, 0), "NULL link");
+	CHECK(gce_parse_regional_link("https://www.googleapis.com/compute/v1/projects/p/regions/us-central1/disks/pd-r",
+				      "disks", p, sizeof(p), z, sizeof(z), n, sizeof(n)) &&
+		      !strcmp(p, "p") && !strcmp(z, "us-central1") && !strcmp(n, "pd-r"),
+	      "a regional disk link");
+	CHECK(!gce_parse_link("projects/p/regions/r/disks/d", "disks", NULL, 0, NULL, 0, NULL, 0),
+	      "a regional link is no zonal one");
+	CHECK(!gce_parse_regional_link("projects/p/zones/z/disks/d", "disks", NULL, 0, NULL, 0, NULL, 0),
+	      "a zonal link is no regional one");
+	char r[64];
+	gce_region_of("us-central1-a", r, sizeof(r));
+	CHECK(!strcmp(r, "us-central1"), "region of us-central1-a: %s", r);
+	gce_region_of("europe-west4-b", r, sizeof(r));
+	CHECK(!strcmp(r, "europe-west4"), "region of europe-west4-b: %s", r);
 	CHECK(gce_in_use_by("The disk resource 'projects/my-project/zones/us-central1-a/disks/pd-1' is already being used "
 			    "by 'projects/my-project/zones/us-central1-a/instances/node-2'",
 			    p, sizeof(p), z, sizeof(z), n, sizeof(n)) &&
