@@ -23,6 +23,10 @@ int fv_block_probe(const char *device, enum fv_block_content *content, char **fs
 struct fv_block_spec {
 	const char *fstype; /* fsType: ext4 or xfs; NULL: ext4 (or whatever the device holds) */
 	bool readonly;      /* kubernetes.io/readwrite = ro */
+	/* Encryption at rest (crypt.h, docs/encryption.md). */
+	bool encrypted;       /* encrypted: "true" */
+	const char *key_name; /* encryptionKeyName: a file in the node's key-dir; NULL: the volume's name */
+	bool key_in_options;  /* kubernetes.io/secret/encryptionKey is in the options (refused in mountdevice) */
 };
 
 /* The volume options fv_block_spec_from_opts() reads besides kubernetes.io/
