@@ -1,5 +1,6 @@
 #include "block.h"
 #include <blkid.h>
+#include <libmount.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -8,11 +9,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cleanup.h"
 #include "crypt.h"
 #include "format.h"
+#include "fsopts.h"
 #include "lock.h"
 #include "log.h"
 #include "mount.h"
@@ -349,6 +352,106 @@ int fv_block_fsck_ext4(const char *device, struct fv_err *err)
 			  device, why, rc ? ferr.msg : "it exited 0", device);
 }
 
+/* The xfs UUID (sb_uuid, bytes 32-47 of the primary superblock): 1 when read. */
+static int xfs_uuid(const char *device, unsigned char uuid[16])
+{
+	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+	unsigned char sb[48];
+	if (fd < 0 || fv_io_exact(fd, sb, sizeof(sb), 0, false) < 0 || memcmp(sb, "XFSB", 4))
+		return 0;
+	memcpy(uuid, sb + 32, 16);
+	return 1;
+}
+
+/* True when an xfs with device's UUID is mounted on the node from another
+ * device: a clone of a snapshot (or a copied image), which the kernel
+ * refuses to mount beside its origin without nouuid. */
+static bool xfs_uuid_mounted(const char *device)
+{
+	unsigned char want[16], have[16];
+	dev_t self;
+	if (!xfs_uuid(device, want) || fv_block_devno(device, &self, &(struct fv_err){0}) < 0)
+		return false;
+	struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	bool found = false;
+	while (t && it && !found && mnt_table_next_fs(t, it, &fs) == 0) {
+		const char *src = mnt_fs_get_srcpath(fs);
+		const char *type = mnt_fs_get_fstype(fs);
+		struct stat st;
+		if (!src || !type || strcmp(type, "xfs") || mnt_fs_get_devno(fs) == self || stat(src, &st) < 0 ||
+		    !S_ISBLK(st.st_mode) || st.st_rdev != mnt_fs_get_devno(fs))
+			continue;
+		found = xfs_uuid(src, have) && !memcmp(want, have, 16);
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(t);
+	return found;
+}
+
+/* "rw"/"ro", the volume's mountOptions checked against the file system
+ * found, and nouuid for an xfs clone. Caller frees *out. */
+static int mount_options_for(const char *device, const char *found, const struct fv_block_spec *spec, char **out,
+			     struct fv_err *err)
+{
+	*out = NULL;
+	_cleanup_free_ char *user = NULL;
+	const struct fv_mountopt_table *t = fv_fsopts_mount_table(found);
+	if (spec->mount_options && !t)
+		return fv_err_msg(err, EINVAL, "option 'mountOptions' is only for ext4 and xfs, and '%s' holds %s",
+				  device, found);
+	if (t && fv_mountopts_check(t, "mountOptions", spec->mount_options, &user, err) < 0)
+		return fv_err_prefix(err, "mountOptions for the %s file system on '%s'", found, device);
+	char *opts = strdup(spec->readonly ? "ro" : "rw");
+	if (!opts || (user && mnt_optstr_append_option(&opts, user, NULL))) {
+		free(opts);
+		return fv_err_set(err, ENOMEM, "building mount options");
+	}
+	char *v = NULL;
+	size_t n = 0;
+	if (!strcmp(found, "xfs") && mnt_optstr_get_option(opts, "nouuid", &v, &n) != 0 && xfs_uuid_mounted(device)) {
+		fv_log(LOG_NOTICE, "%s: an xfs with the same UUID is mounted (a clone?): mounting with nouuid", device);
+		if (mnt_optstr_append_option(&opts, "nouuid", NULL)) {
+			free(opts);
+			return fv_err_set(err, ENOMEM, "building mount options");
+		}
+	}
+	*out = opts;
+	return 0;
+}
+
+/* Mounts the file system found (or just made) on device at target. */
+static int mount_found(const char *device, const char *target, const char *found, const struct fv_block_spec *spec,
+		       struct fv_err *err)
+{
+	_cleanup_free_ char *opts = NULL;
+	if (mount_options_for(device, found, spec, &opts, err) < 0)
+		return err->code;
+	if (!strcmp(found, "ext4") && !spec->readonly && fv_block_fsck_ext4(device, err) < 0)
+		return err->code;
+	int rc = fv_mount_fs(device, target, found, opts, err);
+	/* Two clones mounted at once: neither saw the other before its mount,
+	 * and the kernel refused the second (duplicate UUID). */
+	char *v = NULL;
+	size_t n = 0;
+	if (rc == -EINVAL && !strcmp(found, "xfs") && mnt_optstr_get_option(opts, "nouuid", &v, &n) != 0 &&
+	    xfs_uuid_mounted(device) && !mnt_optstr_append_option(&opts, "nouuid", NULL)) {
+		fv_log(LOG_NOTICE, "%s: an xfs with the same UUID was mounted meanwhile: mounting with nouuid", device);
+		*err = (struct fv_err){0};
+		rc = fv_mount_fs(device, target, found, opts, err);
+	}
+	if (rc < 0) {
+		if (err->code == -EUCLEAN)
+			return fv_err_msg(err, EUCLEAN,
+					  "cannot mount the %s file system on '%s': Structure needs cleaning (it is damaged); "
+					  "repair it with %s %s",
+					  found, device, !strcmp(found, "xfs") ? "xfs_repair" : "fsck.ext4", device);
+		return err->code;
+	}
+	return 0;
+}
+
 int fv_block_mount_device(const char *device, const char *target, const struct fv_block_spec *spec,
 			  struct fv_err *err)
 {
@@ -407,27 +510,118 @@ int fv_block_mount_device(const char *device, const char *target, const struct f
 				fv_log(LOG_NOTICE, "%s: cleared the format record of a finished %s format", device, found);
 		}
 	} else {
+		/* Partitions are the user's: format-if-blank is for whole disks only. */
+		if (spec->partition)
+			return fv_err_msg(err, ENOENT,
+					  "partition %u ('%s') is %s: flexvol never formats a partition (make the file "
+					  "system yourself, or use the whole disk without 'partition')",
+					  spec->partition, device, p.content == FV_BLOCK_BLANK ? "blank" : "partly formatted");
 		if (readonly)
 			return fv_err_msg(err, EROFS, "device '%s' is %s and the volume is read-only: not formatting it",
 					  device, p.content == FV_BLOCK_BLANK ? "blank" : "partly formatted");
+		/* The options are checked before anything is written. */
+		_cleanup_free_ char *opts = NULL;
+		if (mount_options_for(device, want, spec, &opts, err) < 0)
+			return err->code;
 		if (p.content == FV_BLOCK_UNFINISHED)
 			fv_log(LOG_WARNING, "%s holds an unfinished %s format of ours (mkfs was interrupted): formatting "
 					    "it again",
 			       device, found);
-		if (fv_format_device(device, want, p.content == FV_BLOCK_UNFINISHED, err) < 0)
+		if (fv_format_device(device, want, p.content == FV_BLOCK_UNFINISHED, spec->mkfs_options, err) < 0)
 			return fv_err_prefix(err, "formatting '%s'", device);
 		found = want;
 	}
-	if (!strcmp(found, "ext4") && !readonly && fv_block_fsck_ext4(device, err) < 0)
+	return mount_found(device, target, found, spec, err);
+}
+
+int fv_block_partition(const char *sysfs_root, const char *disk, unsigned n, char *buf, size_t size,
+		       struct fv_err *err)
+{
+	dev_t devno;
+	if (fv_block_devno(disk, &devno, err) < 0)
 		return err->code;
-	if (fv_mount_fs(device, target, found, readonly ? "ro" : "rw", err) < 0) {
-		if (err->code == -EUCLEAN)
-			return fv_err_msg(err, EUCLEAN,
-					  "cannot mount the %s file system on '%s': Structure needs cleaning (it is damaged); "
-					  "repair it with %s %s",
-					  found, device, !strcmp(found, "xfs") ? "xfs_repair" : "fsck.ext4", device);
-		return err->code;
+	char dir[4096], kname[256];
+	snprintf(dir, sizeof(dir), "%s/dev/block/%u:%u", sysfs_root, major(devno), minor(devno));
+	char real[4096];
+	if (!realpath(dir, real))
+		return fv_err_set(err, errno, "cannot find '%s' (%s) in sysfs", disk, dir);
+	const char *base = strrchr(real, '/');
+	snprintf(kname, sizeof(kname), "%s", base ? base + 1 : real);
+	/* sda1, but nvme0n1p1 and loop0p1: a "p" when the disk's name ends in a digit. */
+	for (int with_p = 0; with_p < 2; with_p++) {
+		char part[300], devfile[4400], sysdev[32] = "";
+		snprintf(part, sizeof(part), "%s%s%u", kname, with_p ? "p" : "", n);
+		snprintf(devfile, sizeof(devfile), "%s/%s/dev", real, part);
+		_cleanup_close_ int fd = open(devfile, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, sysdev, sizeof(sysdev) - 1);
+		unsigned maj, min;
+		if (r <= 0 || sscanf(sysdev, "%u:%u", &maj, &min) != 2)
+			return fv_err_msg(err, EIO, "cannot read '%s'", devfile);
+		/* The node devtmpfs made; it must be that device, not a leftover. */
+		snprintf(buf, size, "/dev/%s", part);
+		struct stat st;
+		if (stat(buf, &st) < 0)
+			return fv_err_set(err, errno, "partition %u of '%s' is %s in sysfs, but '%s' is missing", n, disk,
+					  part, buf);
+		if (!S_ISBLK(st.st_mode) || st.st_rdev != makedev(maj, min))
+			return fv_err_msg(err, EIO, "'%s' is not the device of partition %s (%u:%u)", buf, part, maj, min);
+		return 0;
 	}
+	return fv_err_msg(err, ENOENT, "'%s' (%s) has no partition %u (flexvol never creates partitions)", disk, kname,
+			  n);
+}
+
+/* The size in bytes of the ext4 or xfs file system on device, from its
+ * superblock (read through the device, which shares its cache with the
+ * mounted file system). */
+static int fs_bytes(const char *device, const char *fstype, uint64_t *bytes, struct fv_err *err)
+{
+	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fv_err_set(err, errno, "cannot open device '%s'", device);
+	unsigned char sb[1024];
+	bool ext4 = !strcmp(fstype, "ext4");
+	int r = fv_io_exact(fd, sb, sizeof(sb), ext4 ? EXT4_SB_OFFSET : 0, false);
+	if (r < 0)
+		return fv_err_set(err, -r, "cannot read the superblock of '%s'", device);
+	if (ext4) {
+		uint64_t blocks = (uint64_t)sb[4] | (uint64_t)sb[5] << 8 | (uint64_t)sb[6] << 16 | (uint64_t)sb[7] << 24;
+		uint32_t incompat = (uint32_t)sb[0x60] | (uint32_t)sb[0x61] << 8 | (uint32_t)sb[0x62] << 16 |
+				    (uint32_t)sb[0x63] << 24;
+		if (incompat & 0x80) /* 64bit: s_blocks_count_hi */
+			blocks |= ((uint64_t)sb[0x150] | (uint64_t)sb[0x151] << 8 | (uint64_t)sb[0x152] << 16 |
+				   (uint64_t)sb[0x153] << 24)
+				  << 32;
+		unsigned log = sb[0x18];
+		*bytes = blocks << (10 + log);
+		return 0;
+	}
+	uint32_t bsize = (uint32_t)sb[4] << 24 | (uint32_t)sb[5] << 16 | (uint32_t)sb[6] << 8 | sb[7];
+	uint64_t dblocks = 0;
+	for (int i = 8; i < 16; i++)
+		dblocks = dblocks << 8 | sb[i];
+	*bytes = dblocks * bsize;
+	return 0;
+}
+
+/* Where the file system should end: at the format record offset, so that the
+ * device's last MiB stays out of it as at mkfs (probe_device reads a record
+ * there, which must never be a file's data); 0: the whole device (a file
+ * system that already reaches past it). */
+static int grow_target(const char *device, const char *fstype, uint64_t *target, struct fv_err *err)
+{
+	_cleanup_close_ int fd = open(device, O_RDONLY | O_CLOEXEC);
+	uint64_t size = 0, have = 0;
+	if (fd < 0)
+		return fv_err_set(err, errno, "cannot open device '%s'", device);
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+		return fv_err_set(err, errno, "cannot get the size of '%s'", device);
+	if (fs_bytes(device, fstype, &have, err) < 0)
+		return err->code;
+	uint64_t off = fv_format_record_offset(size);
+	*target = have <= off ? off : 0;
 	return 0;
 }
 
@@ -452,8 +646,13 @@ int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *e
 	if (!strcmp(fstype, "ext4")) {
 		if (fv_tool_path("resize2fs", "e2fsprogs", tool, sizeof(tool), err) < 0)
 			return err->code;
+		uint64_t target;
+		if (grow_target(device, fstype, &target, err) < 0)
+			return err->code;
+		char kib[32];
+		snprintf(kib, sizeof(kib), "%lluK", (unsigned long long)(target / 1024));
 		/* Online: ext4 grows while mounted. */
-		const char *argv[] = {tool, device, NULL};
+		const char *argv[] = {tool, device, target ? kib : NULL, NULL};
 		if (fv_run(argv, MKFS_TIMEOUT_MS, NULL, err) < 0)
 			return err->code;
 	} else if (!strcmp(fstype, "xfs")) {
@@ -466,7 +665,17 @@ int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *e
 		if (!m)
 			return fv_err_msg(err, EINVAL, "xfs on %s can only grow while mounted, and '%s' is not mounted",
 					  device, mount_dir);
-		const char *argv[] = {tool, "--", mount_dir, NULL};
+		uint64_t target;
+		struct statvfs sv;
+		if (grow_target(device, fstype, &target, err) < 0)
+			return err->code;
+		if (statvfs(mount_dir, &sv) < 0)
+			return fv_err_set(err, errno, "cannot inspect '%s'", mount_dir);
+		/* -D counts file system blocks. */
+		char blocks[32];
+		snprintf(blocks, sizeof(blocks), "%llu", (unsigned long long)(target / (sv.f_frsize ? sv.f_frsize : 4096)));
+		const char *argv[] = {tool, target ? "-D" : "--", target ? blocks : mount_dir, target ? "--" : NULL,
+				      mount_dir, NULL};
 		if (fv_run(argv, MKFS_TIMEOUT_MS, NULL, err) < 0)
 			return err->code;
 	} else {

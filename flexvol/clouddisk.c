@@ -233,22 +233,46 @@ static int verified_disk(struct fv_ctx *ctx, const struct fv_call *call, struct 
 	return confirm(ctx, call, v->drv, &v->d, err);
 }
 
-/* The file system on path, when path is a mount point, is on the disk *r. */
+/* The block device the volume's file system is on: the disk (dev, its /dev
+ * path), or with the partition option that partition of it, found in the
+ * kernel's /sys (sysfs-root only fakes serials in tests; a partition is the
+ * kernel's own). */
+static int volume_device(const struct fv_clouddisk *d, const char *dev, char *out, size_t size, struct fv_err *err)
+{
+	if (!d->spec.partition) {
+		snprintf(out, size, "%s", dev);
+		return 0;
+	}
+	if (fv_block_partition("/sys", dev, d->spec.partition, out, size, err) < 0)
+		return fv_err_prefix(err, "%s", d->what);
+	return 0;
+}
+
+/* The file system on path, when path is a mount point, is on the volume's
+ * device: the disk *r, or its partition. */
 static int mounted_from(const char *path, const struct fv_clouddisk *d, const struct fv_devwait_result *r,
 			struct fv_err *err)
 {
 	int m = fv_is_mountpoint(path, err);
 	if (m <= 0)
 		return m;
-	dev_t have;
+	dev_t have, want = r->devno;
+	char disk[PATH_MAX], part[PATH_MAX];
+	if (d->spec.partition) {
+		if (!realpath(r->path, disk))
+			return fv_err_set(err, errno, "cannot resolve '%s'", r->path);
+		if (volume_device(d, disk, part, sizeof(part), err) < 0 || fv_block_devno(part, &want, err) < 0)
+			return err->code;
+	}
 	if (fv_mounted_dev(path, &have, err) < 0)
 		return err->code;
 	fv_dmcrypt_lower(have, &have); /* encrypted: the disk is under the mapping */
-	if (have != r->devno)
+	if (have != want)
 		return fv_err_msg(err, EPERM,
-				  "'%s' holds a file system on device %u:%u, not on %s (%s, %u:%u): another volume's "
+				  "'%s' holds a file system on device %u:%u, not on %s (%s%s, %u:%u): another volume's "
 				  "mount, refused",
-				  path, major(have), minor(have), d->what, r->kname, major(r->devno), minor(r->devno));
+				  path, major(have), minor(have), d->what, r->kname, d->spec.partition ? " partition" : "",
+				  major(want), minor(want));
 	return 0;
 }
 
@@ -257,9 +281,10 @@ int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, 
 {
 	(void)res;
 	struct verified v;
-	if (verified_disk(ctx, call, &v, err) < 0)
+	char dev[PATH_MAX];
+	if (verified_disk(ctx, call, &v, err) < 0 || volume_device(&v.d, v.dev, dev, sizeof(dev), err) < 0)
 		return err->code;
-	return fv_block_mount_device(v.dev, call->dir, &v.d.spec, err);
+	return fv_block_mount_device(dev, call->dir, &v.d.spec, err);
 }
 
 int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
@@ -302,7 +327,12 @@ int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, str
 	if (verified_disk(ctx, call, &v, err) < 0 || mounted_from(call->dir, &v.d, &v.r, err) < 0)
 		return err->code;
 	fv_devwait_rescan_capacity(v.drv->conf.sysfs_root, v.r.kname);
-	if (fv_block_grow_fs(v.dev, call->dir, err) < 0)
+	/* With a partition, its file system grows to the partition's end only:
+	 * flexvol never changes a partition table. */
+	char dev[PATH_MAX];
+	if (volume_device(&v.d, v.dev, dev, sizeof(dev), err) < 0)
+		return err->code;
+	if (fv_block_grow_fs(dev, call->dir, err) < 0)
 		return fv_err_prefix(err, "%s", v.d.what);
 	return 0;
 }

@@ -89,7 +89,8 @@ int fv_clouddisk_check_name(const struct fv_clouddisk_conf *conf, const char *na
  *	logged;
  *  mountdevice: finds the disk again, refuses a device path that is another
  *	block device (kubelet may pass a stale one), then format-if-blank and
- *	mount on the global path;
+ *	mount on the global path; with the partition option, partition N of
+ *	the disk (found in /sys), never formatted;
  *  mount: checks that the file system on the global path is on the disk the
  *	options name (an inline volume may be named like another volume on the
  *	node), then bind-mounts it into the pod dir (read-only for ro);

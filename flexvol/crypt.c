@@ -565,7 +565,7 @@ int fv_crypt_open(const char *device, const char *target, const struct fv_block_
 		fv_log(LOG_NOTICE, "%s: formatting the new encrypted volume as %s", mapped, want_fs);
 		/* force: the inner device holds the random-looking plaintext of a
 		 * fresh container, or our own format cut short. */
-		if (fv_format_device(mapped, want_fs, true, err) < 0)
+		if (fv_format_device(mapped, want_fs, true, spec->mkfs_options, err) < 0)
 			return fv_err_prefix(err, "formatting '%s'", mapped);
 		last_error[0] = '\0';
 		if ((rc = crypt_token_json_set(cd, token, NULL)) < 0)

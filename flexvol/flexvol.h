@@ -59,6 +59,7 @@ struct fv_provider {
 	const char *name;             /* == binary name == <driver> in <vendor>~<driver> */
 	const char *summary;          /* one line for --help */
 	const char *help;             /* option and config reference for --help */
+	const char *help_core;        /* printed after help: the core's options it reads (fv_block_spec_help) */
 	/* Capabilities for init; may depend on configuration. */
 	void (*capabilities)(struct fv_ctx *ctx, struct fv_caps *caps);
 	/* Reads configuration into ctx->data before any call but init. */

@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "flexvol.h"
+#include "fsopts.h"
 #include "log.h"
 #include "run.h"
 
@@ -191,9 +192,16 @@ int fv_format_record_clear(const char *device, struct fv_err *err)
 	return 1;
 }
 
-static int run_mkfs(const char *device, const char *fstype, uint64_t fs_size, bool force, struct fv_err *err)
+/* Our fixed flags, then the user's checked ones (fsopts.c), then the device
+ * and the size: mkfs reads the last of a repeated flag, and the user's never
+ * include a device, a size or a force. */
+static int run_mkfs(const char *device, const char *fstype, uint64_t fs_size, bool force, const char *mkfs_options,
+		    struct fv_err *err)
 {
 	char tool[64];
+	struct fv_mkfs_args user;
+	if (fv_fsopts_mkfs_parse(fstype, mkfs_options, &user, err) < 0)
+		return err->code;
 	if (!strcmp(fstype, "ext4")) {
 		if (fv_tool_path("mkfs.ext4", "e2fsprogs", tool, sizeof(tool), err) < 0)
 			return err->code;
@@ -202,8 +210,14 @@ static int run_mkfs(const char *device, const char *fstype, uint64_t fs_size, bo
 		/* As the kubelet's own formatter does: no reserved blocks, inode
 		 * tables and journal written now rather than in the background.
 		 * No discard: it could reach past the file system, into the record. */
-		const char *argv[12] = {tool, "-q", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard"};
+		/* mke2fs keeps only the last -E: the user's settings join ours. */
+		char extended[FV_MKFS_MAX_LEN + 64];
+		snprintf(extended, sizeof(extended), "lazy_itable_init=0,lazy_journal_init=0,nodiscard%s%s",
+			 user.extended[0] ? "," : "", user.extended);
+		const char *argv[12 + FV_MKFS_MAX_ARGS] = {tool, "-q", "-m", "0", "-E", extended};
 		int n = 6;
+		for (int i = 0; i < user.argc; i++)
+			argv[n++] = user.argv[i];
 		if (force)
 			argv[n++] = "-F";
 		argv[n++] = "--";
@@ -217,8 +231,10 @@ static int run_mkfs(const char *device, const char *fstype, uint64_t fs_size, bo
 		char size[48];
 		snprintf(size, sizeof(size), "size=%llu", (unsigned long long)fs_size);
 		/* -K: no discard of the whole device, which would take the record. */
-		const char *argv[10] = {tool, "-q", "-K", "-d", size};
+		const char *argv[10 + FV_MKFS_MAX_ARGS] = {tool, "-q", "-K", "-d", size};
 		int n = 5;
+		for (int i = 0; i < user.argc; i++)
+			argv[n++] = user.argv[i];
 		if (force)
 			argv[n++] = "-f";
 		argv[n++] = "--";
@@ -228,17 +244,22 @@ static int run_mkfs(const char *device, const char *fstype, uint64_t fs_size, bo
 	return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
 }
 
-int fv_format_device(const char *device, const char *fstype, bool force, struct fv_err *err)
+int fv_format_device(const char *device, const char *fstype, bool force, const char *mkfs_options,
+		     struct fv_err *err)
 {
 	if (!known_fstype(fstype))
 		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
-	uint64_t fs_size;
+	/* Checked before the record is written: a refused option changes nothing. */
+	struct fv_mkfs_args user;
+	if (fv_fsopts_mkfs_parse(fstype, mkfs_options, &user, err) < 0)
+		return err->code;
+	uint64_t fs_size = 0;
 	char nonce[17];
 	if (write_record(device, fstype, &fs_size, nonce, err) < 0)
 		return err->code;
 	fv_log(LOG_NOTICE, "formatting %s as %s (%llu bytes; format record %s written)", device, fstype,
 	       (unsigned long long)fs_size, nonce);
-	if (run_mkfs(device, fstype, fs_size, force, err) < 0)
+	if (run_mkfs(device, fstype, fs_size, force, mkfs_options, err) < 0)
 		return err->code;
 	/* mkfs said it finished: the device must now show exactly that. */
 	enum fv_block_content content;

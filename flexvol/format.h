@@ -37,8 +37,11 @@ int fv_format_record_read(int fd, uint64_t size, struct fv_format_record *rec);
  * record-offset bytes, checks that the device now shows that file system and
  * clears the record. force: the device holds an unfinished format of ours
  * (mkfs -F / -f, which mkfs.xfs needs over its own partial signature). The
- * caller has checked the device (blank, or unfinished) under its lock. */
-int fv_format_device(const char *device, const char *fstype, bool force, struct fv_err *err);
+ * caller has checked the device (blank, or unfinished) under its lock.
+ * mkfs_options: the volume's mkfsOptions (fsopts.h), added to our fixed
+ * flags; never what would change where mkfs writes (the size stays ours). */
+int fv_format_device(const char *device, const char *fstype, bool force, const char *mkfs_options,
+		     struct fv_err *err);
 
 /* Zeroes the record slot when it holds our magic (a format that finished
  * before its record was cleared). Returns 1 when it cleared one, 0 when there

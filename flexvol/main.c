@@ -103,7 +103,7 @@ static void print_help(const struct fv_provider *p)
 	       "  status [--json] [--kubelet-root <dir>]  what the driver holds on this node, from\n"
 	       "        the kernel's tables: global mounts and their pod binds, loop devices, stale\n"
 	       "        mounts, orphans, held locks\n\n"
-	       "%s\n"
+	       "%s%s%s\n"
 	       "Environment: FLEXVOL_CONFIG_DIR (default /etc/flexvol) holds %s.conf;\n"
 	       "FLEXVOL_RUN_DIR (default /run/flexvol) holds locks and caches;\n"
 	       "FLEXVOL_TOOL_PATH (colon-separated) replaces the directories searched for node programs;\n"
@@ -111,7 +111,8 @@ static void print_help(const struct fv_provider *p)
 	       "FLEXVOL_PROC_ROOT (default /proc) where doctor and status look for kubelet;\n"
 	       "NODE_NAME (default: the host name) names this node for doctor's cloud checks.\n"
 	       "Logs go to syslog (facility daemon, tag flexvol-%s); nothing is written to stderr.\n",
-	       p->name, p->summary, p->name, p->name, p->help ? p->help : "", p->name, p->name);
+	       p->name, p->summary, p->name, p->name, p->help ? p->help : "", p->help_core ? "\n" : "",
+	       p->help_core ? p->help_core : "", p->name, p->name);
 }
 
 static const struct verb *find_verb(const char *name)

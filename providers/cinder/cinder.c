@@ -1115,6 +1115,7 @@ static const struct fv_provider cinder_provider = {
 		"  [cinder]   allow-setuid = false, allow-devices = false (true drops nosuid / nodev),\n"
 		"             allowed-fstypes = ext2,btrfs (mounted with no fsType, besides ext4 and xfs)\n"
 		"See docs/cinder.md.\n",
+	.help_core = fv_block_spec_help,
 	.capabilities = cinder_capabilities,
 	.setup = cinder_setup,
 	.teardown = cinder_teardown,

@@ -735,6 +735,7 @@ static const struct fv_provider gcepd_provider = {
 		"  allow-setuid = false, allow-devices = false (true drops nosuid / nodev from the mounts),\n"
 		"  allowed-fstypes = ext2,btrfs (mounted from a disk with no fsType, besides ext4 and xfs)\n"
 		"See docs/gcepd.md.\n",
+	.help_core = fv_block_spec_help,
 	.capabilities = gcepd_capabilities,
 	.setup = gcepd_setup,
 	.teardown = gcepd_teardown,

@@ -58,7 +58,9 @@ static void loop_teardown(struct fv_ctx *ctx)
 static void loop_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
 {
 	(void)ctx;
-	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .supports_metrics = true, .fs_group = true};
+	/* requiresFSResize: kubelet calls expandfs (the image, the device and the file system grow there). */
+	*caps = (struct fv_caps){.attach = true, .selinux_relabel = true, .supports_metrics = true, .fs_group = true,
+				 .requires_fs_resize = true};
 }
 
 /* The options every loop call checks the same way. */
@@ -93,6 +95,9 @@ static int parse_volume(const struct loop_conf *c, const struct fv_opts *o, stru
 	const char *fstype = fv_opts_fstype(o);
 	if (fstype && strcmp(fstype, "ext4") && strcmp(fstype, "xfs"))
 		return fv_err_msg(err, EINVAL, "fsType '%s' is not supported (ext4 or xfs)", fstype);
+	/* The loop devices are bound without partition scanning. */
+	if (v->spec.partition)
+		return fv_err_msg(err, EINVAL, "option 'partition' is for cloud disks; a loop volume is a whole image");
 	return 0;
 }
 
@@ -426,6 +431,57 @@ static int loop_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_
 	return fv_mount_pod_from_global(call->dir, fv_opts_readonly(call->opts), err);
 }
 
+/* expandfs: kubelet passes the PV's new capacity (new_size) and the pod
+ * volume dir (or the global path). The image grows to new_size (sparse; never
+ * shrinks, at most max-size), the loop device takes the new size
+ * (LOOP_SET_CAPACITY) and the file system grows online to the format record
+ * offset of the new size (block.c). Idempotent: a second call finds the
+ * image, the device and the file system already grown. */
+static int loop_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err)
+{
+	(void)res;
+	const struct loop_conf *c = ctx->data;
+	struct loop_volume v;
+	if (parse_volume(c, call->opts, &v, err) < 0)
+		return err->code;
+	if (call->new_size > c->max_size)
+		return fv_err_msg(err, EFBIG, "the new size (%llu bytes) is over this node's limit ([loop] max-size = %llu "
+					      "bytes)",
+				  (unsigned long long)call->new_size, (unsigned long long)c->max_size);
+	_cleanup_close_ int lock = -1;
+	struct loopdev_image id;
+	_cleanup_close_ int img = open_locked_image(ctx, &v, false, &lock, &id, err);
+	if (img < 0)
+		return img;
+	int m = fv_is_mountpoint(call->dir, err);
+	if (m < 0 && err->code != -ENOENT)
+		return m;
+	if (m <= 0)
+		return fv_err_msg(err, EINVAL, "'%s' is not mounted: a loop volume grows online only", call->dir);
+	if (check_mounted_image(call->dir, &id, v.image, err) < 0)
+		return err->code;
+	_cleanup_close_ int dev_fd = -1;
+	char dev[64];
+	int found = loopdev_find(&id, &dev_fd, dev, sizeof(dev), err);
+	if (found < 0)
+		return err->code;
+	if (!found)
+		return fv_err_msg(err, ENXIO, "image '%s' is not bound to a loop device", v.image);
+	struct stat st;
+	if (fstat(img, &st) < 0)
+		return fv_err_set(err, errno, "cannot inspect image '%s'", v.image);
+	if ((uint64_t)st.st_size < call->new_size) {
+		if (ftruncate(img, (off_t)call->new_size) < 0)
+			return fv_err_set(err, errno, "cannot grow image '%s' to %llu bytes", v.image,
+					  (unsigned long long)call->new_size);
+		fv_log(LOG_NOTICE, "grew image %s/%s from %llu to %llu bytes", c->image_root, v.image,
+		       (unsigned long long)st.st_size, (unsigned long long)call->new_size);
+	}
+	if (loopdev_set_capacity(dev_fd, err) < 0)
+		return fv_err_prefix(err, "%s", dev);
+	return fv_block_grow_fs(dev, call->dir, err);
+}
+
 /* For status: the loop devices backed by files under image-root are ours. */
 static const char *loop_image_root(struct fv_ctx *ctx)
 {
@@ -440,7 +496,6 @@ static const struct fv_provider loop_provider = {
 		"          symlinks leading outside image-root are refused)\n"
 		"  size    optional; creates a sparse image of this size when it does not exist yet\n"
 		"          (bytes, or with a Ki/Mi/Gi/Ti suffix; at least 1Mi, at most max-size)\n"
-		"  fsType  ext4 (default) or xfs; a blank image is formatted on first mount\n"
 		"Configuration ([loop] in loop.conf):\n"
 		"  image-root = " DEFAULT_IMAGE_ROOT "\n"
 		"  allow-setuid = false, allow-devices = false   true drops nosuid / nodev from the mounts\n"
@@ -449,7 +504,9 @@ static const struct fv_provider loop_provider = {
 		"  per-namespace = false   true: a pod is given only images under\n"
 		"                          image-root/<its namespace>/ (checked in mount)\n"
 		"waitforattach replies with the image's path; mountdevice binds the loop device\n"
-		"(auto-cleared by the kernel: it lives as long as the mount).\n",
+		"(auto-cleared by the kernel: it lives as long as the mount). expandfs grows the image to\n"
+		"the new size, the loop device and the file system online (docs/loop.md, Resizing).\n",
+	.help_core = fv_block_spec_help,
 	.capabilities = loop_capabilities,
 	.setup = loop_setup,
 	.teardown = loop_teardown,
@@ -461,6 +518,7 @@ static const struct fv_provider loop_provider = {
 	.unmountdevice = loop_unmountdevice,
 	.mount = loop_mount,
 	.unmount = fv_op_unmount,
+	.expandfs = loop_expandfs,
 	.config_keys = (const char *const[]){"loop.image-root", "loop.allow-setuid", "loop.allow-devices",
 					     "loop.allowed-fstypes", "loop.max-size", "loop.per-namespace", NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"}, {NULL}},

@@ -141,3 +141,10 @@ int loopdev_wait_released(dev_t devno, const char *backing, long timeout_ms)
 		fv_sleep_ms(5);
 	}
 }
+
+int loopdev_set_capacity(int dev_fd, struct fv_err *err)
+{
+	if (ioctl(dev_fd, LOOP_SET_CAPACITY, 0) < 0)
+		return fv_err_set(err, errno, "cannot refresh the loop device's size (LOOP_SET_CAPACITY)");
+	return 0;
+}

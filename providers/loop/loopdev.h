@@ -31,3 +31,6 @@ int loopdev_backing_file(dev_t devno, char *buf, size_t size);
 /* Waits up to timeout_ms until loop device devno no longer has backing as its
  * backing file: 0 once released (or rebound), -ETIMEDOUT. */
 int loopdev_wait_released(dev_t devno, const char *backing, long timeout_ms);
+/* Makes the open loop device take its backing file's current size (after the
+ * image grew): the file system on it can then grow online. */
+int loopdev_set_capacity(int dev_fd, struct fv_err *err);
