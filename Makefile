@@ -25,10 +25,17 @@ endif
 CFLAGS  ?= -g
 # Headers of every library the core may use; each binary links only what its provider.mk lists.
 ALL_CFLAGS = $(CSTD) $(WARN) $(HARDEN) -ffunction-sections -fdata-sections -Iflexvol \
-             -DFV_VERSION='"$(VERSION)"' $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(CFLAGS)
+             -DFV_VERSION='"$(VERSION)"' -DFV_HAVE_CRYPT=$(FV_HAVE_CRYPT) \
+             $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(CFLAGS)
 # nettle (SHA-256 of long lock keys) from its archive: loading libnettle.so costs every call,
 # init included, about 40% more instructions; the few functions used cost nothing.
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs $(filter-out nettle,$(CORE_PKGS))) -l:libnettle.a
+# Encryption at rest (flexvol/crypt.c, docs/encryption.md): libcryptsetup when its headers are
+# installed. Only the block drivers reference it (--as-needed drops it from the others).
+FV_HAVE_CRYPT ?= $(if $(shell $(PKG_CONFIG) --exists libcryptsetup && echo y),1,0)
+ifeq ($(FV_HAVE_CRYPT),1)
+CORE_LIBS += $(shell $(PKG_CONFIG) --libs libcryptsetup devmapper)
+endif
 
 CORE_SRCS := $(wildcard flexvol/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)

@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "crypt.h"
 #include "format.h"
 #include "fsopts.h"
 #include "lock.h"
@@ -458,6 +459,25 @@ static int mount_found(const char *device, const char *target, const char *found
 int fv_block_mount_device(const char *device, const char *target, const struct fv_block_spec *spec,
 			  struct fv_err *err)
 {
+	/* Encryption at rest (crypt.h): the file system lives in the LUKS
+	 * container on device, opened as /dev/mapper/flexvol-<volume>; a plain
+	 * volume may not use an encrypted volume's disk. */
+	if (spec->encrypted) {
+		char mapped[256];
+		if (fv_crypt_open(device, target, spec, mapped, sizeof(mapped), err) < 0)
+			return err->code;
+		struct fv_block_spec inner = *spec;
+		inner.encrypted = false;
+		if (fv_block_mount_device(mapped, target, &inner, err) < 0) {
+			struct fv_err ignored = {0};
+			fv_crypt_close(target, &ignored);
+			return err->code;
+		}
+		return 0;
+	}
+	if (fv_crypt_refuse_luks(device, err) < 0)
+		return err->code;
+
 	const char *fstype = spec->fstype;
 	bool readonly = spec->readonly;
 	const char *want = fstype ? fstype : "ext4";
@@ -611,6 +631,15 @@ static int grow_target(const char *device, const char *fstype, uint64_t *target,
 
 int fv_block_grow_fs(const char *device, const char *mount_dir, struct fv_err *err)
 {
+	/* Encryption at rest (crypt.h): the mapping grows first, then the file
+	 * system in it. */
+	char mapped[256];
+	int c = fv_crypt_grow(device, mount_dir, mapped, sizeof(mapped), err);
+	if (c < 0)
+		return err->code;
+	if (c)
+		device = mapped;
+
 	enum fv_block_content content;
 	_cleanup_free_ char *fstype = NULL;
 	if (fv_block_probe(device, &content, &fstype, err) < 0)

@@ -29,6 +29,10 @@ struct fv_block_spec {
 				    * xfs when none), and at mount against the file system found */
 	const char *mkfs_options;  /* mkfsOptions: checked here, used only when formatting */
 	unsigned partition;        /* partition: 1..128, mount that partition of the disk; 0: the disk */
+	/* Encryption at rest (crypt.h, docs/encryption.md). */
+	bool encrypted;       /* encrypted: "true" */
+	const char *key_name; /* encryptionKeyName: a file in the node's key-dir; NULL: the volume's name */
+	bool key_in_options;  /* kubernetes.io/secret/encryptionKey is in the options (refused in mountdevice) */
 };
 
 /* The core block options' --help text, printed by every block driver after

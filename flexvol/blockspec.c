@@ -3,12 +3,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "cryptconf.h"
+
+/* Encryption at rest: encrypted and encryptionKeyName (docs/encryption.md). */
+static int crypt_from_opts(const struct fv_opts *o, struct fv_block_spec *spec, struct fv_err *err)
+{
+	const char *enc = fv_opts_get(o, "encrypted");
+	if (enc && strcmp(enc, "true") && strcmp(enc, "false"))
+		return fv_err_msg(err, EINVAL, "option 'encrypted' must be \"true\" or \"false\", not '%.32s'", enc);
+	spec->encrypted = enc && !strcmp(enc, "true");
+	spec->key_name = fv_opts_get(o, "encryptionKeyName");
+	if (spec->key_name && !spec->encrypted)
+		return fv_err_msg(err, EINVAL, "option 'encryptionKeyName' needs encrypted: \"true\"");
+	if (spec->key_name && !fv_crypt_key_name_ok(spec->key_name))
+		return fv_err_msg(err, EINVAL,
+				  "option 'encryptionKeyName' must be one file name ([A-Za-z0-9._-], not starting with '.', "
+				  "at most 128 bytes), not '%.64s'",
+				  spec->key_name);
+	if (spec->encrypted && spec->partition)
+		return fv_err_msg(err, EINVAL, "option 'partition' cannot be used with encrypted: \"true\" (the "
+					       "container fills the whole disk)");
+	spec->key_in_options = fv_opts_secret(o, "encryptionKey", NULL) != NULL;
+	return 0;
+}
 #include "cleanup.h"
 #include "fsopts.h"
 
 const char *const fv_block_spec_keys[] = {
 	/* blockopts (issue 13) */
 	"mountOptions", "mkfsOptions", "partition",
+	/* Encryption at rest (crypt.h). */
+	"encrypted", "encryptionKeyName",
 	NULL};
 
 const char fv_block_spec_help[] =
@@ -42,7 +67,20 @@ const char fv_block_spec_help[] =
 	"                 -m reflink=,finobt=,bigtime=,rmapbt=,inobtcount= (0|1), -L label (12)\n"
 	"               never -F/-f, a device, a size, a node file (-d for ext4, -p, -z) or -U.\n"
 	"  partition    cloud disks: mount partition 1-128 of the disk; flexvol never creates\n"
-	"               partitions and never formats one (a blank one is refused)\n";
+	"               partitions and never formats one (a blank one is refused)\n"
+	/* Encryption at rest (crypt.h, docs/encryption.md). */
+	"  encrypted    \"true\": the file system lives in a LUKS2 container (dm-crypt) on the\n"
+	"               device; a blank device is luksFormat'ed, a LUKS one opened, never\n"
+	"               formatted again; anything else is refused (and a LUKS device for a\n"
+	"               plain volume). Not in the static bundle (docs/encryption.md)\n"
+	"  encryptionKeyName  the key: a file in the node's key-dir (default: the volume's name)\n"
+	"Block node configuration (the driver's section), for encrypted volumes:\n"
+	"  key-dir = <dir>        root-owned directory of key files (each root, 0600 or 0400)\n"
+	"  cipher = " "aes-xts-plain64" "   key-size = 512   (bits)\n"
+	"  pbkdf-memory = 65536 (KiB, argon2id), pbkdf-time = 1000 (ms), pbkdf-iterations = 0\n"
+	"                         (a fixed argon2id cost instead of timing it)\n"
+	"  allow-discards = false   true passes discards through (they show which blocks are used)\n"
+	"  See docs/encryption.md (threat model, key rotation).\n";
 
 static int parse_partition(const char *v, unsigned *n, struct fv_err *err)
 {
@@ -98,5 +136,5 @@ int fv_block_spec_from_opts(const struct fv_opts *o, struct fv_block_spec *spec,
 	struct fv_mkfs_args mkfs;
 	if (fv_fsopts_mkfs_parse(spec->fstype ? spec->fstype : "ext4", spec->mkfs_options, &mkfs, err) < 0)
 		return err->code;
-	return 0;
+	return crypt_from_opts(o, spec, err);
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 #include "block.h"
+#include "crypt.h"
+#include "dmcrypt.h"
 #include "devwait.h"
 #include "log.h"
 #include "mount.h"
@@ -264,6 +266,7 @@ static int mounted_from(const char *path, const struct fv_clouddisk *d, const st
 	}
 	if (fv_mounted_dev(path, &have, err) < 0)
 		return err->code;
+	fv_dmcrypt_lower(have, &have); /* encrypted: the disk is under the mapping */
 	if (have != want)
 		return fv_err_msg(err, EPERM,
 				  "'%s' holds a file system on device %u:%u, not on %s (%s%s, %u:%u): another volume's "
@@ -332,4 +335,14 @@ int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, str
 	if (fv_block_grow_fs(dev, call->dir, err) < 0)
 		return fv_err_prefix(err, "%s", v.d.what);
 	return 0;
+}
+
+/* Encryption at rest (crypt.h): unmounts, then closes the volume's mapping,
+ * also when an earlier call was killed between the two. */
+int fv_clouddisk_op_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				  struct fv_err *err)
+{
+	if (fv_op_unmount(ctx, call, res, err) < 0)
+		return err->code;
+	return fv_crypt_close(call->dir, err);
 }

@@ -101,6 +101,10 @@ int fv_clouddisk_op_waitforattach(struct fv_ctx *ctx, const struct fv_call *call
 				  struct fv_err *err);
 int fv_clouddisk_op_mountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 				struct fv_err *err);
+/* unmountdevice: unmounts the global path, then closes the volume's
+ * encrypted mapping if one is open (crypt.h). */
+int fv_clouddisk_op_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
+				  struct fv_err *err);
 int fv_clouddisk_op_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res, struct fv_err *err);
 int fv_clouddisk_op_expandfs(struct fv_ctx *ctx, const struct fv_call *call, struct fv_result *res,
 			     struct fv_err *err);

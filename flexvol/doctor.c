@@ -15,6 +15,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "cryptconf.h"
+#include "dmcrypt.h"
 #include "kubeletinfo.h"
 #include "lockinfo.h"
 #include "log.h"
@@ -278,6 +280,41 @@ static bool module_available(const char *fs)
 	return false;
 }
 
+/* Encryption at rest (crypt.h), for the block drivers: set in crypt.c, which
+ * only they link (weak: absent elsewhere). */
+extern const bool fv_crypt_built __attribute__((weak));
+
+static void check_encryption(struct fv_doctor *d, const struct fv_provider *p)
+{
+	bool block = false;
+	for (const char *const *fs = p->filesystems; fs && *fs; fs++)
+		block = block || !strcmp(*fs, "ext4");
+	if (!block || !&fv_crypt_built)
+		return;
+	char why[200];
+	bool kernel = fv_dmcrypt_kernel_ok(why, sizeof(why));
+	const char *dir = fv_crypt_conf.key_dir;
+	if (!*dir) {
+		fv_doctor_add(d, FV_CHECK_OK, "encryption", "no key-dir configured: encrypted volumes are refused (%s%s)",
+			      fv_crypt_built ? "" : "and this build has no libcryptsetup; ", why);
+		return;
+	}
+	struct stat st;
+	if (!fv_crypt_built)
+		fv_doctor_add(d, FV_CHECK_WARN, "encryption", "key-dir is set, but this build has no encryption support "
+			      "(the static bundle; docs/encryption.md)");
+	else if (!kernel)
+		fv_doctor_add(d, FV_CHECK_WARN, "encryption", "key-dir is set, but %s", why);
+	else if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		fv_doctor_add(d, FV_CHECK_WARN, "encryption", "key-dir '%s' is not a directory", dir);
+	else if (st.st_uid != 0 || (st.st_mode & 022))
+		fv_doctor_add(d, FV_CHECK_FAIL, "encryption", "key-dir '%s' must be owned by root and writable by no one "
+			      "else (uid %u, mode %04o): its keys are refused", dir, (unsigned)st.st_uid,
+			      (unsigned)(st.st_mode & 07777));
+	else
+		fv_doctor_add(d, FV_CHECK_OK, "encryption", "libcryptsetup built in, %s, key-dir %s", why, dir);
+}
+
 static void check_kernel(struct fv_doctor *d, const struct fv_provider *p)
 {
 	char path[512], line[256];
@@ -464,6 +501,11 @@ int fv_doctor_main(struct fv_ctx *ctx, const char *conf_path, int argc, char **a
 	bool ready = check_config(&d, ctx, conf_path);
 	check_programs(&d, p);
 	check_kernel(&d, p);
+	struct fv_err cerr = {0};
+	if (ready && ctx->config && fv_crypt_conf_load(ctx->config, p->name, &cerr) < 0)
+		fv_doctor_add(&d, FV_CHECK_FAIL, "encryption", "%s", cerr.msg);
+	else
+		check_encryption(&d, p);
 	check_run_dir(&d, ctx);
 	if (p->doctor && ready && fv_config_exists(ctx->config))
 		run_driver_checks(&d, ctx, node_name(node, host, sizeof(host)));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "cleanup.h"
 #include "clock.h"
+#include "cryptconf.h"
 #include "doctor.h"
 #include "flexvol.h"
 #include "lock.h"
@@ -410,7 +411,8 @@ int fv_main(const struct fv_provider *provider, int argc, char **argv)
 		o.reply.status = FV_NOT_SUPPORTED;
 	} else if (!(ctx.config = fv_config_load(conf_path, &o.err))) {
 		fail(&o);
-	} else if (fv_mount_policy_load(ctx.config, provider->name, &o.err) < 0) {
+	} else if (fv_mount_policy_load(ctx.config, provider->name, &o.err) < 0 ||
+		   fv_crypt_conf_load(ctx.config, provider->name, &o.err) < 0) {
 		fail(&o);
 	} else {
 		dispatch(&ctx, v, argc - 2, argv + 2, &o, &opts);

@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "dmcrypt.h"
 #include "fork.h"
 #include "kubeletinfo.h"
 #include "lockinfo.h"
@@ -232,8 +233,11 @@ static void loop_devices(const char *image_root, const struct table *t, json_t *
 		if (read_line(devfile, num, sizeof(num)) < 0 || sscanf(num, "%u:%u", &maj, &min) != 2)
 			continue;
 		bool mounted = false;
-		for (size_t k = 0; k < t->ndevs && !mounted; k++)
-			mounted = t->devs[k] == makedev(maj, min);
+		for (size_t k = 0; k < t->ndevs && !mounted; k++) {
+			dev_t lower; /* encrypted: mounted through the mapping over it */
+			mounted = t->devs[k] == makedev(maj, min) ||
+				  (fv_dmcrypt_lower(t->devs[k], &lower) == 1 && lower == makedev(maj, min));
+		}
 		char dev[64];
 		snprintf(dev, sizeof(dev), "/dev/%.*s", nlen, name);
 		json_array_append_new(list, json_pack("{s:s, s:s, s:b}", "device", dev, "image", image, "mounted", mounted));
@@ -241,6 +245,27 @@ static void loop_devices(const char *image_root, const struct table *t, json_t *
 			json_array_append_new(unmounted, json_pack("{s:s, s:s}", "device", dev, "image", image));
 	}
 	globfree(&g);
+}
+
+/* --- encrypted volumes' mappings (dmcrypt.h) --- */
+
+struct mappings {
+	const struct table *t;
+	json_t *list, *unmounted;
+};
+
+static void on_mapping(const char *name, dev_t dev, dev_t lower, void *ud)
+{
+	struct mappings *m = ud;
+	bool mounted = false;
+	for (size_t k = 0; k < m->t->ndevs && !mounted; k++)
+		mounted = m->t->devs[k] == dev;
+	char path[FV_DMCRYPT_NAME_MAX + 16], over[32];
+	snprintf(path, sizeof(path), "/dev/mapper/%s", name);
+	snprintf(over, sizeof(over), "%u:%u", major(lower), minor(lower));
+	json_array_append_new(m->list, json_pack("{s:s, s:s, s:b}", "device", path, "over", over, "mounted", mounted));
+	if (!mounted)
+		json_array_append_new(m->unmounted, json_pack("{s:s, s:s}", "device", path, "image", over));
 }
 
 /* --- locks --- */
@@ -301,6 +326,10 @@ static void print_text(json_t *r)
 	json_array_foreach(json_object_get(r, "loop_devices"), i, v)
 		printf("loop device %s: %s%s\n", json_string_value(json_object_get(v, "device")),
 		       json_string_value(json_object_get(v, "image")),
+		       json_is_true(json_object_get(v, "mounted")) ? "" : " (not mounted)");
+	json_array_foreach(json_object_get(r, "crypt_mappings"), i, v)
+		printf("encrypted mapping %s over %s%s\n", json_string_value(json_object_get(v, "device")),
+		       json_string_value(json_object_get(v, "over")),
 		       json_is_true(json_object_get(v, "mounted")) ? "" : " (not mounted)");
 	json_array_foreach(json_object_get(r, "stale"), i, v)
 		printf("STALE %s: %s (unmount it: umount -l)\n", json_string_value(json_object_get(v, "path")),
@@ -397,13 +426,16 @@ int fv_status_main(struct fv_ctx *ctx, const char *conf_path, int argc, char **a
 		loop_devices(image_root, &t, loops, unmounted);
 	if (ctx->config && p->teardown)
 		p->teardown(ctx);
+	json_t *maps = json_array();
+	struct mappings mp = {.t = &t, .list = maps, .unmounted = unmounted};
+	fv_dmcrypt_each(on_mapping, &mp);
 	struct fv_lock_scan scan;
 	fv_locks_scan(ctx->run_dir, p->name, on_lock, locks, &scan);
 
 	table_free(&t);
-	json_t *r = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "driver", p->name, "kubelet_root", root,
-			      "volumes", volumes, "pod_mounts", pods, "loop_devices", loops, "stale", stale,
-			      "unused_global_mounts", unused, "unmounted_devices", unmounted, "locks", locks);
+	json_t *r = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "driver", p->name, "kubelet_root",
+			      root, "volumes", volumes, "pod_mounts", pods, "loop_devices", loops, "crypt_mappings", maps,
+			      "stale", stale, "unused_global_mounts", unused, "unmounted_devices", unmounted, "locks", locks);
 	if (!ready)
 		json_object_set_new(r, "config_error", json_string(cerr.msg));
 	if (as_json) {

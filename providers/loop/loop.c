@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include "block.h"
 #include "cleanup.h"
+#include "crypt.h"
+#include "dmcrypt.h"
 #include "flexvol.h"
 #include "lock.h"
 #include "log.h"
@@ -279,6 +281,7 @@ static int check_mounted_image(const char *dir, const struct loopdev_image *id, 
 	dev_t devno;
 	if (fv_mounted_dev(dir, &devno, err) < 0)
 		return err->code;
+	fv_dmcrypt_lower(devno, &devno); /* encrypted: the loop device is under the mapping */
 	struct fv_err e2 = {0};
 	_cleanup_close_ int dev_fd = loopdev_open(devno, &e2);
 	struct loopdev_image have = {0};
@@ -354,11 +357,15 @@ static int loop_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, st
 {
 	(void)res;
 	int m = fv_is_mountpoint(call->dir, err);
+	if (m < 0 && m != -ENOENT)
+		return m;
+	/* Encrypted: the mapping may outlive the mount (a call killed between the two). */
 	if (m <= 0)
-		return m == -ENOENT ? (*err = (struct fv_err){0}, 0) : m;
+		return (*err = (struct fv_err){0}, fv_crypt_close(call->dir, err));
 	dev_t devno;
 	if (fv_mounted_dev(call->dir, &devno, err) < 0)
 		return err->code;
+	fv_dmcrypt_lower(devno, &devno); /* encrypted: the loop device is under the mapping */
 	struct fv_err ignored = {0};
 	_cleanup_close_ int dev_fd = loopdev_open(devno, &ignored);
 	_cleanup_close_ int lock = -1;
@@ -370,7 +377,7 @@ static int loop_unmountdevice(struct fv_ctx *ctx, const struct fv_call *call, st
 		    loopdev_autoclear(dev_fd, err) < 0)
 			return err->code;
 	}
-	if (fv_unmount(call->dir, err) < 0)
+	if (fv_unmount(call->dir, err) < 0 || fv_crypt_close(call->dir, err) < 0)
 		return err->code;
 	if (dev_fd >= 0) {
 		release_device(&dev_fd);
