@@ -332,7 +332,7 @@ static int mount_error(const struct smb_volume *v, const char *source, int e, st
 		why = "the server does not support the dialect or security asked for (vers=, sec=, seal)";
 		break;
 	case ENODEV:
-		why = "this kernel has no cifs file system (module cifs)";
+		why = "this kernel does not know type cifs: load its module cifs";
 		break;
 	case ECONNREFUSED:
 	case EHOSTUNREACH:
