@@ -36,7 +36,7 @@ static int open_no_symlinks(int dirfd, const char *name)
 	return (int)fd;
 }
 
-static int walk_error(const struct fv_subdir_walk *w, const char *prefix, int e, struct fv_err *err)
+int fv_subdir_error(const struct fv_subdir_walk *w, const char *prefix, int e, struct fv_err *err)
 {
 	if (e == ELOOP)
 		return fv_err_msg(err, ELOOP, "subDir '%s': '%s' is a symlink on the server; symlinks are not followed",
@@ -82,7 +82,7 @@ int fv_subdir_walk(int root, const struct fv_subdir_walk *w, size_t ncomp, struc
 			next = open_no_symlinks(cur, name);
 		}
 		if (next < 0)
-			return walk_error(w, prefix, errno, err);
+			return fv_subdir_error(w, prefix, errno, err);
 		/* On the descriptor of the directory just made, never a path.
 		 * chown may drop mode bits: the mode is set again after it. */
 		if (made && (w->uid >= 0 || w->gid >= 0) &&

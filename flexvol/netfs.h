@@ -29,6 +29,10 @@ struct fv_subdir_found {
 int fv_subdir_walk(int root, const struct fv_subdir_walk *w, size_t ncomp, struct fv_subdir_found *out,
 		   struct fv_err *err);
 
+/* The walk's message for errno e met at prefix (a symlink, not a
+ * directory, missing: "set createSubDir"). */
+int fv_subdir_error(const struct fv_subdir_walk *w, const char *prefix, int e, struct fv_err *err);
+
 /* Unmounts dir within timeout_ms even when its server is gone: the unmount
  * runs in a child; if that hangs, the child is killed and dir is detached
  * lazily (MNT_DETACH). Whether dir is still mounted is read from the mount
