@@ -162,5 +162,19 @@ int fv_smb_mount_options(const char *user, bool readonly, bool allow_smb1, unsig
 	*flags = f | MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
 	if (opts && mnt_split_optstr(opts, NULL, NULL, fsopts, 0, 0))
 		return fv_err_set(err, ENOMEM, "building mount options");
+	/* The kernel knows no "guest" (mount.cifs translates it): a null
+	 * session, which servers map to their guest account, is sec=none. */
+	if (*fsopts && !mnt_optstr_get_option(*fsopts, "guest", &value, &vlen)) {
+		if (!mnt_optstr_get_option(*fsopts, "sec", &value, &vlen)) {
+			free(*fsopts);
+			*fsopts = NULL;
+			return fv_err_msg(err, EINVAL, "option 'mountOptions': guest and sec= exclude each other");
+		}
+		if (mnt_optstr_remove_option(fsopts, "guest") < 0 || mnt_optstr_append_option(fsopts, "sec", "none")) {
+			free(*fsopts);
+			*fsopts = NULL;
+			return fv_err_set(err, ENOMEM, "building mount options");
+		}
+	}
 	return 0;
 }

@@ -241,7 +241,9 @@ static int parse_volume(const struct fv_opts *o, const struct smb_conf *c, long 
 	size_t vlen = 0;
 	v->kerberos = v->fsopts && !mnt_optstr_get_option(v->fsopts, "sec", &val, &vlen) && vlen >= 4 &&
 		      !strncmp(val, "krb5", 4);
-	v->guest = v->fsopts && !mnt_optstr_get_option(v->fsopts, "guest", &val, &vlen);
+	/* guest reaches the kernel as sec=none (smbopts.c). */
+	v->guest = v->fsopts && !mnt_optstr_get_option(v->fsopts, "sec", &val, &vlen) && vlen == 4 &&
+		   !strncmp(val, "none", 4);
 	if (parse_creds(o, v, err) < 0)
 		return err->code;
 	int w = snprintf(v->root_source, sizeof(v->root_source), "//%s/%s", v->server, v->share);

@@ -124,6 +124,8 @@ def test_guest_and_kerberos_need_no_secret(node, opts):
     ({}, {"username": "alice"}, "'username' only"),
     ({}, {"password": PASSWORD}, "'password' only"),
     ({"mountOptions": "guest"}, SECRET, "exclude each other"),
+    ({"mountOptions": "guest,sec=ntlmssp"}, None, "exclude each other"),
+    ({"mountOptions": "sec=none"}, None, "sec"),
     ({}, {"username": "al,ice", "password": "x"}, "commas"),
     ({"subDir": "../up"}, SECRET, "subDir"),
     ({"subDir": "${pod.secret}"}, SECRET, "unknown variable"),

@@ -47,7 +47,7 @@ SMB_CONF = """[global]
   load printers = no
   disable spoolss = yes
   printcap name = /dev/null
-  map to guest = never
+  map to guest = bad user
   unix extensions = no
 [share]
   path = {d}/share
@@ -55,6 +55,11 @@ SMB_CONF = """[global]
   valid users = root
   create mask = 0777
   directory mask = 0777
+[public]
+  path = {d}/public
+  read only = no
+  guest ok = yes
+  force user = root
 """
 
 
@@ -69,7 +74,7 @@ class SmbServer:
     def __init__(self, port):
         self.port = port
         self.dir = "/tmp/smb-%d" % port
-        for sub in ("share", "private", "lock", "state", "cache", "pid"):
+        for sub in ("share", "public", "private", "lock", "state", "cache", "pid"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", self.path()], check=True)
         self.conf = os.path.join(self.dir, "smb.conf")
@@ -297,6 +302,16 @@ def test_wrong_password_fails_cleanly_and_leaks_nothing(node, server):
                 assert wrong.encode() not in data and PASSWORD.encode() not in data, os.path.join(dirpath, name)
     assert node.mounts() == [node.dir(pod(22), "good")]
     assert node.kubelet.tear_down_pod(pod(22)["uid"], "good").status == "Success"
+
+
+def test_guest_share_needs_no_secret(node, server):
+    r = node.up(pod(61), "guest", {"source": "//%s/public" % SERVER, "mountOptions": "guest"}, secrets=None)
+    assert r.status == "Success", r
+    write(os.path.join(node.dir(pod(61), "guest"), "g"), "as guest")
+    assert read(os.path.join(server.dir, "public", "g")) == "as guest"
+    assert node.kubelet.tear_down_pod(pod(61)["uid"], "guest").status == "Success"
+    r = node.up(pod(62), "noguest", {"source": "//%s/public" % SERVER}, secrets=None)
+    assert r.status == "Failure" and "'username' and 'password'" in r.message, r
 
 
 def test_smb1_is_refused_by_default(node, server):
