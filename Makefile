@@ -118,7 +118,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SHORT_SECONDS ?= 12
-FUZZERS      := opts config nfsopts cinder gce fsopts
+FUZZERS      := opts config nfsopts smbopts cinder gce fsopts
 FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = $(CSTD) -Wall -Wextra -Wno-unused-function -Wno-missing-field-initializers -Iflexvol -DFV_VERSION='"fuzz"' \
                 $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl) $(FUZZ_SAN)

@@ -49,10 +49,8 @@ static bool is_hostname(const char *s)
 	return true;
 }
 
-int fv_nfs_check_server(const char *server, struct fv_err *err)
+int fv_host_check(const char *server, const char *what, struct fv_err *err)
 {
-	if (!server || !*server)
-		return fv_err_msg(err, EINVAL, "option 'server' is required (a host name, IPv4 address or [IPv6] address)");
 	size_t len = strlen(server);
 	if (server[0] == '[') {
 		char addr[INET6_ADDRSTRLEN + 1];
@@ -66,22 +64,28 @@ int fv_nfs_check_server(const char *server, struct fv_err *err)
 		return 0;
 	}
 	if (strchr(server, ':'))
-		return fv_err_msg(err, EINVAL, "option 'server' '%s': write an IPv6 address in brackets, e.g. [%s]",
-				  server, server);
+		return fv_err_msg(err, EINVAL, "%s '%s': write an IPv6 address in brackets, e.g. [%s]", what, server,
+				  server);
 	struct in_addr a4;
 	if (inet_pton(AF_INET, server, &a4) == 1)
 		return 0;
 	/* All digits and dots but not an address: 10.0.0 or 300.1.1.1. Nor a
 	 * name the resolver would read as an address (0x7f000001, 0177.1):
 	 * allowed-servers matches addresses only in their dotted form. */
-	if (strspn(server, "0123456789.") == len || inet_aton(server, &a4))
+	if (!len || strspn(server, "0123456789.") == len || inet_aton(server, &a4))
 		goto bad;
 	if (is_hostname(server))
 		return 0;
 bad:
-	return fv_err_msg(err, EINVAL,
-			  "option 'server' '%.256s' is not a host name, an IPv4 address or a bracketed IPv6 address",
-			  has_control_chars(server) ? "(control characters)" : server);
+	return fv_err_msg(err, EINVAL, "%s '%.256s' is not a host name, an IPv4 address or a bracketed IPv6 address",
+			  what, has_control_chars(server) ? "(control characters)" : server);
+}
+
+int fv_nfs_check_server(const char *server, struct fv_err *err)
+{
+	if (!server || !*server)
+		return fv_err_msg(err, EINVAL, "option 'server' is required (a host name, IPv4 address or [IPv6] address)");
+	return fv_host_check(server, "option 'server'", err);
 }
 
 /* ---- the node's allow-list of servers ---- */

@@ -10,6 +10,9 @@
 /* A host name (RFC 1123), a dotted IPv4 address or a bracketed IPv6 address
  * ("[fd00::1]"), as mount.nfs takes it in "<server>:<path>". */
 int fv_nfs_check_server(const char *server, struct fv_err *err);
+/* The same check for any driver's server name; what names it in messages
+ * ("option 'server'"). */
+int fv_host_check(const char *server, const char *what, struct fv_err *err);
 
 /* Whether server (accepted by fv_nfs_check_server) is named by list, the
  * node's allow-list: entries separated by commas or blanks, each "*" (any

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "mount.h"
 #include "mounttab.h"
+#include "netfs.h"
 #include "nfsopts.h"
 #include "path.h"
 #include "podsubdir.h"
@@ -250,46 +251,11 @@ struct prepare_args {
 	int64_t deadline;
 };
 
-struct prepare_out {
-	unsigned long long ino;            /* of subDir */
-	bool created;                      /* some component was created */
-	unsigned long long per_pod_ino;
-	bool per_pod_created;
-};
-
 struct cleanup_args {
 	struct prepare_args prep;
 	enum podsubdir_policy policy;
 	unsigned long long ino;
 };
-
-/* One component, never through a symlink. Not O_PATH: a plain open
- * triggers the automount of a nested export (NFSv4 crossmnt), so the walk
- * lands on the same root the kernel's own mount of the path would. */
-static int open_no_symlinks(int dirfd, const char *name)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
-	};
-	long fd;
-	while ((fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how))) < 0 && errno == EAGAIN)
-		;
-	return (int)fd;
-}
-
-static int walk_error(const struct nfs_volume *v, const char *prefix, int e, struct fv_err *err)
-{
-	if (e == ELOOP)
-		return fv_err_msg(err, ELOOP, "subDir '%s': '%s' is a symlink on the server; symlinks are not followed",
-				  v->subdir, prefix);
-	if (e == ENOTDIR)
-		return fv_err_msg(err, ENOTDIR, "subDir '%s': '%s' is not a directory", v->subdir, prefix);
-	if (e == ENOENT)
-		return fv_err_msg(err, ENOENT, "subDir '%s' does not exist in %s (set createSubDir to \"true\" to create it)",
-				  v->subdir, v->root_source);
-	return fv_err_set(err, e, "subDir '%s': cannot open '%s'", v->subdir, prefix);
-}
 
 /* In the child: a private mount namespace with the export root mounted in
  * it, noexec,nosuid,nodev; returns a descriptor of that root. */
@@ -313,70 +279,24 @@ static int enter_export(const struct prepare_args *a, struct fv_err *err)
 	return root;
 }
 
-/* Walks the first ncomp components of v->subdir from root, one at a time,
- * never through a symlink, creating missing ones when v->create (with the
- * volume's mode and owner); returns the last directory reached. */
-static int walk(int root, const struct nfs_volume *v, size_t ncomp, struct prepare_out *out, struct fv_err *err)
+/* The volume as the core's subDir walk (flexvol/netfs.c) takes it. */
+static struct fv_subdir_walk walk_of(const struct nfs_volume *v)
 {
-	_cleanup_close_ int cur = fcntl(root, F_DUPFD_CLOEXEC, 0);
-	if (cur < 0)
-		return fv_err_set(err, errno, "cannot open the export root of %s", v->root_source);
-	char prefix[PATH_MAX] = "";
-	size_t depth = 0;
-	for (const char *c = v->subdir; *c && depth < ncomp;) {
-		size_t n = strcspn(c, "/");
-		char name[NAME_MAX + 1];
-		if (n > NAME_MAX)
-			return fv_err_msg(err, ENAMETOOLONG, "subDir '%s' has a component longer than %d", v->subdir, NAME_MAX);
-		memcpy(name, c, n);
-		name[n] = '\0';
-		snprintf(prefix, sizeof(prefix), "%.*s", (int)(c - v->subdir + (long)n), v->subdir);
-		c += n;
-		if (*c == '/')
-			c++;
-		depth++;
-		bool made = false;
-		int next = open_no_symlinks(cur, name);
-		if (next < 0 && errno == ENOENT && v->create) {
-			mode_t old = umask(0);
-			int r = mkdirat(cur, name, v->subdir_mode);
-			int e = errno;
-			umask(old);
-			if (r < 0 && e != EEXIST)
-				return fv_err_set(err, e, "cannot create '%s' in %s", prefix, v->root_source);
-			made = r == 0;
-			next = open_no_symlinks(cur, name);
-		}
-		if (next < 0)
-			return walk_error(v, prefix, errno, err);
-		/* On the descriptor of the directory just made, never a path.
-		 * chown may drop mode bits: the mode is set again after it. */
-		if (made && (v->subdir_uid >= 0 || v->subdir_gid >= 0) &&
-		    (fchown(next, (uid_t)v->subdir_uid, (gid_t)v->subdir_gid) < 0 || fchmod(next, v->subdir_mode) < 0)) {
-			int e = errno;
-			close(next);
-			/* Not left half made: kubelet's retry must meet the same refusal,
-			 * not an existing directory it would take as it is. */
-			unlinkat(cur, name, AT_REMOVEDIR);
-			return fv_err_set(err, e, "cannot set the owner of '%s' in %s to %ld:%ld (root squashed?)", prefix,
-					  v->root_source, v->subdir_uid, v->subdir_gid);
-		}
-		close(cur);
-		cur = next;
-		if (made) {
-			out->created = true;
-			fv_log(LOG_NOTICE, "created %s/%s (mode %04o, owner %ld:%ld)", v->root_source, prefix,
-			       v->subdir_mode, v->subdir_uid, v->subdir_gid);
-		}
-		if (depth == v->per_pod_depth) {
-			struct stat st;
-			if (fstat(cur, &st) < 0)
-				return fv_err_set(err, errno, "cannot inspect '%s'", prefix);
-			out->per_pod_ino = st.st_ino;
-			out->per_pod_created = made;
-		}
-	}
-	return fv_steal_fd(&cur);
+	return (struct fv_subdir_walk){.subdir = v->subdir, .where = v->root_source, .create = v->create,
+				       .mode = v->subdir_mode, .uid = v->subdir_uid, .gid = v->subdir_gid,
+				       .per_pod_depth = v->per_pod_depth};
+}
+
+static int walk(int root, const struct nfs_volume *v, size_t ncomp, struct fv_subdir_found *out, struct fv_err *err)
+{
+	struct fv_subdir_walk w = walk_of(v);
+	return fv_subdir_walk(root, &w, ncomp, out, err);
+}
+
+static int walk_error(const struct nfs_volume *v, const char *prefix, int e, struct fv_err *err)
+{
+	struct fv_subdir_walk w = walk_of(v);
+	return fv_subdir_error(&w, prefix, e, err);
 }
 
 /* Runs in the child: export root mounted in a private namespace, subDir
@@ -384,18 +304,12 @@ static int walk(int root, const struct nfs_volume *v, size_t ncomp, struct prepa
 static int prepare_subdir(void *arg, void *outp, struct fv_err *err)
 {
 	const struct prepare_args *a = arg;
-	struct prepare_out *out = outp;
+	struct fv_subdir_found *out = outp;
 	_cleanup_close_ int root = enter_export(a, err);
 	if (root < 0)
 		return root;
 	_cleanup_close_ int cur = walk(root, a->vol, SIZE_MAX, out, err);
-	if (cur < 0)
-		return cur;
-	struct stat st;
-	if (fstat(cur, &st) < 0)
-		return fv_err_set(err, errno, "cannot inspect subDir '%s'", a->vol->subdir);
-	out->ino = st.st_ino;
-	return 0;
+	return cur < 0 ? cur : 0;
 }
 
 /* Runs in the child at unmount: the per-pod directory the record names is
@@ -413,7 +327,7 @@ static int cleanup_subdir(void *arg, void *outp, struct fv_err *err)
 	size_t depth = 1;
 	for (const char *c = v->subdir; *c; c++)
 		depth += *c == '/';
-	struct prepare_out ignored = {0};
+	struct fv_subdir_found ignored = {0};
 	_cleanup_close_ int parent = walk(root, v, depth - 1, &ignored, err);
 	if (parent < 0)
 		return parent;
@@ -445,52 +359,6 @@ static int cleanup_subdir(void *arg, void *outp, struct fv_err *err)
 }
 
 /* ---- bounded unmount ---- */
-
-static int unmount_child(void *arg, void *out, struct fv_err *err)
-{
-	(void)out;
-	return fv_unmount(arg, err);
-}
-
-static int detach_child(void *arg, void *out, struct fv_err *err)
-{
-	(void)out;
-	if (umount2(arg, UMOUNT_NOFOLLOW | MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-		return fv_err_set(err, errno, "cannot detach '%s'", (const char *)arg);
-	return 0;
-}
-
-/* Unmounts dir within timeout_ms even when the server is gone: the unmount
- * runs in a child; if that hangs (the kernel tearing down a dead server's
- * mount) the child is killed, and what matters is whether dir is still in the
- * mount table, which is read, never stat'ed. */
-static int bounded_unmount(const char *dir, long timeout_ms, struct fv_err *err)
-{
-	struct fv_err e1 = {0}, e2 = {0};
-	struct fv_mount_entry me;
-	int rc = fv_fork_run("unmount", unmount_child, (void *)dir, NULL, 0, timeout_ms, &e1);
-	if (rc == 0)
-		return 0;
-	int m = fv_mounttab_find(dir, &me, err);
-	if (m < 0)
-		return m;
-	if (!m) {
-		fv_log(LOG_WARNING, "%s: %s; the mount is gone from the mount table all the same", dir, e1.msg);
-		return 0;
-	}
-	if (e1.code != -ETIMEDOUT) {
-		*err = e1;
-		return rc;
-	}
-	fv_log(LOG_WARNING, "%s: %s; detaching it lazily", dir, e1.msg);
-	if (fv_fork_run("lazy unmount", detach_child, (void *)dir, NULL, 0, CLEANUP_TIMEOUT_MS, &e2) < 0)
-		fv_log(LOG_WARNING, "%s: %s", dir, e2.msg);
-	if ((m = fv_mounttab_find(dir, &me, err)) < 0)
-		return m;
-	if (m)
-		return fv_err_msg(err, ETIMEDOUT, "cannot unmount '%s' (%s): %s", dir, me.source, e1.msg);
-	return 0;
-}
 
 /* ---- mount / unmount ---- */
 
@@ -616,7 +484,7 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 	if (m)
 		return m < 0 ? m : 0;
 
-	struct prepare_out prep = {0};
+	struct fv_subdir_found prep = {0};
 	if (v.subdir[0]) {
 		/* The helper mount writes only when it has to create. */
 		_cleanup_free_ char *helper_opts = NULL;
@@ -648,7 +516,7 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 		/* Killed at the deadline (or on SIGTERM), mount.nfs may have got its
 		 * mount in just before: nothing was mounted here when it started
 		 * (the volume's lock keeps it so), so whatever is there now is undone. */
-		if (fv_mounttab_find(call->dir, &me, &e2) > 0 && bounded_unmount(call->dir, CLEANUP_TIMEOUT_MS, &e2) < 0)
+		if (fv_mounttab_find(call->dir, &me, &e2) > 0 && fv_unmount_bounded(call->dir, CLEANUP_TIMEOUT_MS, &e2) < 0)
 			fv_log(LOG_ERR, "%s: left mounted after a failed mount: %s", call->dir, e2.msg);
 		return server_error(err, &v, v.source);
 	}
@@ -661,7 +529,7 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 			  &sx) < 0 ||
 		    sx.stx_ino != prep.ino) {
 			struct fv_err e2 = {0};
-			if (bounded_unmount(call->dir, CLEANUP_TIMEOUT_MS, &e2) < 0)
+			if (fv_unmount_bounded(call->dir, CLEANUP_TIMEOUT_MS, &e2) < 0)
 				fv_log(LOG_ERR, "%s: %s", call->dir, e2.msg);
 			return fv_err_msg(err, ESTALE,
 					  "subDir '%s' on %s changed while it was being mounted (a symlink or rename "
@@ -682,7 +550,7 @@ static int nfs_unmount(struct fv_ctx *ctx, const struct fv_call *call, struct fv
 	int m = fv_mounttab_find(call->dir, &me, err);
 	if (m < 0 && err->code != -ENOENT)
 		return m;
-	if (m > 0 && bounded_unmount(call->dir, c->unmount_timeout_ms, err) < 0)
+	if (m > 0 && fv_unmount_bounded(call->dir, c->unmount_timeout_ms, err) < 0)
 		return err->code;
 	forget_subdir(ctx, call->dir);
 	return 0;
