@@ -29,6 +29,12 @@ struct fv_crypt_conf {
 	bool allow_discards;        /* allow-discards: pass discards through the mapping */
 };
 
+/* The keys fv_crypt_conf_load reads, for a block driver's config_keys (so
+ * doctor knows them): FV_CRYPT_CONFIG_KEYS("loop"). */
+#define FV_CRYPT_CONFIG_KEYS(section)                                                                     \
+	section ".key-dir", section ".cipher", section ".key-size", section ".pbkdf-memory", section ".pbkdf-time", \
+		section ".pbkdf-iterations", section ".allow-discards"
+
 /* The settings of this call (loaded by main.c; the defaults until then). */
 extern struct fv_crypt_conf fv_crypt_conf;
 

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "clouddisk.h"
+#include "cryptconf.h"
 #include "flexvol.h"
 #include "http.h"
 #include "lock.h"
@@ -1219,7 +1220,7 @@ static const struct fv_provider cinder_provider = {
 		"flexvol.udevadm", "flexvol.config-drive", "flexvol.node-lookup", "flexvol.metadata-url",
 		"flexvol.http-timeout", "flexvol.http-connect-timeout", "flexvol.http-attempts", "flexvol.token-margin",
 		"flexvol.allow-inline",
-		"cinder.allow-setuid", "cinder.allow-devices", "cinder.allowed-fstypes", NULL},
+		"cinder.allow-setuid", "cinder.allow-devices", "cinder.allowed-fstypes", FV_CRYPT_CONFIG_KEYS("cinder"), NULL},
 	.config_private = true,
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
 		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},

@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "clouddisk.h"
+#include "cryptconf.h"
 #include "flexvol.h"
 #include "lock.h"
 #include "log.h"
@@ -878,7 +879,8 @@ static const struct fv_provider gcepd_provider = {
 		SECTION ".http-connect-timeout", SECTION ".http-attempts", SECTION ".token-margin",
 		SECTION ".attach-timeout", SECTION ".rescan-after", SECTION ".scsi-rescan", SECTION ".device-dir",
 		SECTION ".sysfs-root", SECTION ".udevadm", SECTION ".allow-setuid", SECTION ".allow-devices",
-		SECTION ".allowed-fstypes", SECTION ".allow-inline", SECTION ".max-volumes", SECTION ".zones", NULL},
+		SECTION ".allowed-fstypes", SECTION ".allow-inline", SECTION ".max-volumes", SECTION ".zones",
+		FV_CRYPT_CONFIG_KEYS(SECTION), NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"},
 		{"resize2fs", "e2fsprogs"}, {"xfs_growfs", "xfsprogs"}, {"udevadm", "udev", true}, {NULL}},
 	.filesystems = (const char *const[]){"ext4", "xfs", NULL},

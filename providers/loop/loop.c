@@ -13,6 +13,7 @@
 #include "block.h"
 #include "cleanup.h"
 #include "crypt.h"
+#include "cryptconf.h"
 #include "dmcrypt.h"
 #include "flexvol.h"
 #include "lock.h"
@@ -520,7 +521,8 @@ static const struct fv_provider loop_provider = {
 	.unmount = fv_op_unmount,
 	.expandfs = loop_expandfs,
 	.config_keys = (const char *const[]){"loop.image-root", "loop.allow-setuid", "loop.allow-devices",
-					     "loop.allowed-fstypes", "loop.max-size", "loop.per-namespace", NULL},
+					     "loop.allowed-fstypes", "loop.max-size", "loop.per-namespace",
+					     FV_CRYPT_CONFIG_KEYS("loop"), NULL},
 	.programs = (const struct fv_program[]){{"mkfs.ext4", "e2fsprogs"}, {"mkfs.xfs", "xfsprogs"}, {NULL}},
 	.filesystems = (const char *const[]){"ext4", "xfs", NULL},
 	.needs_loop = true,
