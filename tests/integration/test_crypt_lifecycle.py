@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from cloud_common import mounts_under
+from kubelet import go_json
 from conftest import LoopNode, cleanup_tree, needs_loop
 from crypt_common import KEY, OTHER_KEY, add_key, dm_crypt_available, mappings, pod, write_crypt_config
 
@@ -25,8 +26,11 @@ def node(tmp_path):
     yield n
     for m in sorted(mounts_under(n.tmp), key=len, reverse=True):
         subprocess.run(["umount", "-l", m], capture_output=True)
+    # Only after a failed test. Without DM_DISABLE_UDEV cryptsetup waits for a
+    # udev rule (95-dm-notify) this node may not have: the teardown would hang.
     for name in set(mappings()) - before:
-        subprocess.run(["cryptsetup", "close", name], capture_output=True)
+        subprocess.run(["cryptsetup", "close", name], capture_output=True, timeout=60,
+                       env=dict(os.environ, DM_DISABLE_UDEV="1"))
     cleanup_tree(n.tmp)
 
 
@@ -179,3 +183,40 @@ def test_killed_at_sampled_steps_of_a_formatting_mountdevice_replays_without_ref
         assert k.mount_volume(pod(2), spec, o).status == "Success", where
         assert read_file(k, 2, spec) == b"written after " + where.encode(), where
         down(k, 2, spec)
+
+
+def test_expandfs_grows_the_mapping_then_the_file_system(node):
+    """expandfs on an encrypted loop volume: the image and the loop device
+    grow, then the mapping over it, then the file system inside; the data
+    stays and the key still opens the container afterwards."""
+    k = node.kubelet
+    mib = 1 << 20
+    o = opts(image="grow.img")
+    a = k.attach("pv-grow", o)
+    w = k.wait_for_attach("pv-grow", o, a.json.get("device", ""))
+    assert w.status == "Success", w
+    r = k.mount_device("pv-grow", o, w.json["device"])
+    assert r is None or r.status == "Success", r
+    assert k.set_up_pod(pod(1), "pv-grow", o).status == "Success"
+    write_file(k, 1, "pv-grow", b"kept across the resize")
+    pod_dir = k.pod_dir(pod(1)["uid"], "pv-grow")
+    before = os.statvfs(pod_dir).f_blocks * os.statvfs(pod_dir).f_frsize
+    r = k.driver.call("expandfs", go_json(k.options("pv-grow", o)), w.json["device"], k.global_path("pv-grow"),
+                      str(128 * mib), str(64 * mib))
+    assert r.status == "Success", r
+    assert os.path.getsize(node.image("grow.img")) == 128 * mib
+    mapped = subprocess.run(["blockdev", "--getsize64", "/dev/mapper/flexvol-pv-grow"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    # The mapping grew, not just the image: all of it but the LUKS2 header (16 MiB).
+    assert int(mapped) == (128 - 16) * mib, mapped
+    after = os.statvfs(pod_dir).f_blocks * os.statvfs(pod_dir).f_frsize
+    assert after > before + 56 * mib, (before, after)
+    assert read_file(k, 1, "pv-grow") == b"kept across the resize"
+    down(k, 1, "pv-grow")
+    # Opened again with the same key: the grown file system, not a format.
+    r = k.mount_volume(pod(2), "pv-grow", {"image": "grow.img", "encrypted": "true", "encryptionKeyName": "k1"})
+    assert r.status == "Success", r
+    assert read_file(k, 2, "pv-grow") == b"kept across the resize"
+    st = os.statvfs(k.pod_dir(pod(2)["uid"], "pv-grow"))
+    assert st.f_blocks * st.f_frsize == after
+    down(k, 2, "pv-grow")

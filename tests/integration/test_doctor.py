@@ -171,6 +171,15 @@ def test_warns_naming_an_unknown_config_key(loop_tree, kubelet):
     assert "[lop] image-root" in checks["config-keys"]["detail"]
 
 
+def test_knows_the_encryption_keys_of_a_block_driver(loop_tree, kubelet):
+    kubelet("--volume-plugin-dir=" + loop_tree.plugin_dir)
+    with open(os.path.join(loop_tree.config_dir, "loop.conf"), "a") as f:
+        f.write("cipher = aes-xts-plain64\nkey-size = 512\npbkdf-memory = 65536\npbkdf-time = 1000\n"
+                "pbkdf-iterations = 4\nallow-discards = false\n")
+    rc, checks, text = loop_tree.doctor()
+    assert checks["config-keys"]["status"] == "OK", text
+
+
 def test_fails_for_a_config_that_does_not_parse(loop_tree, kubelet):
     kubelet("--volume-plugin-dir=" + loop_tree.plugin_dir)
     with open(os.path.join(loop_tree.config_dir, "loop.conf"), "w") as f:

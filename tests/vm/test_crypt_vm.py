@@ -1,8 +1,9 @@
 """Encrypted block volumes on a kernel with dm-crypt: the guest runs
 tests/integration/test_crypt_lifecycle.py (loop volumes through the kubelet
 sequence: data not in plain text on the image, remount with the same key,
-wrong key and swapped disk refused, xfs inside, a formatting mountdevice
-killed at sampled steps then replayed). The host's kernel has no
+wrong key and swapped disk refused, xfs inside, expandfs growing the mapping
+then the file system, a formatting mountdevice killed at sampled steps then
+replayed). The host's kernel has no
 device-mapper, so there every one of those tests skips; here none may."""
 import json
 import re
