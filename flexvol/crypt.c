@@ -212,20 +212,6 @@ static uint64_t marker_offset(uint64_t size)
 	return (size & ~(uint64_t)(MARKER_SIZE - 1)) - MARKER_SIZE;
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* 1: a valid marker for a device of this size; 0: none; 2: our magic, but
  * not a valid marker; <0: -errno. */
 static int marker_read(int fd, uint64_t size)
@@ -236,7 +222,7 @@ static int marker_read(int fd, uint64_t size)
 		return r;
 	if (memcmp(b + M_MAGIC, MARKER_MAGIC, sizeof(MARKER_MAGIC)))
 		return 0;
-	if (get64(b + M_VERSION) != 1 || get64(b + M_DEVSIZE) != size)
+	if (fv_get_le64(b + M_VERSION) != 1 || fv_get_le64(b + M_DEVSIZE) != size)
 		return 2;
 	for (size_t i = M_END; i < sizeof(b); i++)
 		if (b[i])
@@ -255,11 +241,11 @@ static int marker_write(const char *device, bool set, struct fv_err *err)
 	unsigned char b[MARKER_SIZE] = {0};
 	if (set) {
 		memcpy(b + M_MAGIC, MARKER_MAGIC, sizeof(MARKER_MAGIC));
-		put64(b + M_VERSION, 1);
-		put64(b + M_DEVSIZE, size);
+		fv_put_le64(b + M_VERSION, 1);
+		fv_put_le64(b + M_DEVSIZE, size);
 		if (getrandom(b + M_NONCE, 16, 0) != 16)
 			return fv_err_set(err, errno, "cannot make a nonce for '%s'", device);
-		put64(b + M_STARTED, (uint64_t)time(NULL));
+		fv_put_le64(b + M_STARTED, (uint64_t)time(NULL));
 	}
 	int r = fv_io_exact(fd, b, sizeof(b), marker_offset(size), true);
 	if (r < 0)

@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "path.h"
 
 static bool safe_char(char c)
 {
@@ -46,20 +47,11 @@ void fv_dmcrypt_name(const char *target, char name[FV_DMCRYPT_NAME_MAX])
 		o += (size_t)snprintf(name + o, FV_DMCRYPT_NAME_MAX - o, "%02x", digest[i]);
 }
 
-static int read_line(const char *path, char *buf, size_t size)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f || !fgets(buf, (int)size, f))
-		return -1;
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 static int read_devno(const char *path, dev_t *dev)
 {
 	char num[32];
 	unsigned maj, min;
-	if (read_line(path, num, sizeof(num)) < 0 || sscanf(num, "%u:%u", &maj, &min) != 2)
+	if (fv_path_read_line(path, num, sizeof(num)) < 0 || sscanf(num, "%u:%u", &maj, &min) != 2)
 		return -1;
 	*dev = makedev(maj, min);
 	return 0;
@@ -71,10 +63,10 @@ static int mapping_at(const char *dir, char *name, size_t nsize, dev_t *lower)
 {
 	char path[256], uuid[160];
 	snprintf(path, sizeof(path), "%s/dm/name", dir);
-	if (read_line(path, name, nsize) < 0 || strncmp(name, FV_DMCRYPT_PREFIX, strlen(FV_DMCRYPT_PREFIX)))
+	if (fv_path_read_line(path, name, nsize) < 0 || strncmp(name, FV_DMCRYPT_PREFIX, strlen(FV_DMCRYPT_PREFIX)))
 		return -1;
 	snprintf(path, sizeof(path), "%s/dm/uuid", dir);
-	if (read_line(path, uuid, sizeof(uuid)) < 0 || strncmp(uuid, "CRYPT-", 6))
+	if (fv_path_read_line(path, uuid, sizeof(uuid)) < 0 || strncmp(uuid, "CRYPT-", 6))
 		return -1;
 	glob_t g;
 	snprintf(path, sizeof(path), "%s/slaves/*/dev", dir);

@@ -37,20 +37,6 @@ uint64_t fv_format_record_offset(uint64_t size)
 	return (size - FV_FORMAT_RESERVE) & ~(uint64_t)(FV_FORMAT_RECORD_SIZE - 1);
 }
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int fv_io_exact(int fd, unsigned char *buf, size_t n, uint64_t off, bool write)
 {
 	for (size_t done = 0; done < n;) {
@@ -82,8 +68,8 @@ int fv_format_record_read(int fd, uint64_t size, struct fv_format_record *rec)
 	if (memcmp(b + OFF_MAGIC, MAGIC, sizeof(MAGIC)))
 		return 0;
 	/* Every field must be one we write, and the rest of the slot zero. */
-	if (get64(b + OFF_VERSION) != RECORD_VERSION || b[OFF_FSTYPE + 15] || get64(b + OFF_DEVSIZE) != size ||
-	    get64(b + OFF_FSSIZE) != off)
+	if (fv_get_le64(b + OFF_VERSION) != RECORD_VERSION || b[OFF_FSTYPE + 15] || fv_get_le64(b + OFF_DEVSIZE) != size ||
+	    fv_get_le64(b + OFF_FSSIZE) != off)
 		return 2;
 	for (size_t i = OFF_END; i < sizeof(b); i++)
 		if (b[i])
@@ -98,7 +84,7 @@ int fv_format_record_read(int fd, uint64_t size, struct fv_format_record *rec)
 	rec->device_size = size;
 	rec->fs_size = off;
 	memcpy(rec->nonce, b + OFF_NONCE, sizeof(rec->nonce));
-	rec->started = get64(b + OFF_STARTED);
+	rec->started = fv_get_le64(b + OFF_STARTED);
 	return 1;
 }
 
@@ -159,13 +145,13 @@ static int write_record(const char *device, const char *fstype, uint64_t *fs_siz
 				  device);
 	unsigned char b[FV_FORMAT_RECORD_SIZE] = {0};
 	memcpy(b + OFF_MAGIC, MAGIC, sizeof(MAGIC));
-	put64(b + OFF_VERSION, RECORD_VERSION);
+	fv_put_le64(b + OFF_VERSION, RECORD_VERSION);
 	snprintf((char *)b + OFF_FSTYPE, 16, "%s", fstype);
-	put64(b + OFF_DEVSIZE, size);
-	put64(b + OFF_FSSIZE, off);
+	fv_put_le64(b + OFF_DEVSIZE, size);
+	fv_put_le64(b + OFF_FSSIZE, off);
 	if (getrandom(b + OFF_NONCE, 16, 0) != 16)
 		return fv_err_set(err, errno, "cannot make a nonce for formatting '%s'", device);
-	put64(b + OFF_STARTED, (uint64_t)time(NULL));
+	fv_put_le64(b + OFF_STARTED, (uint64_t)time(NULL));
 	nonce_hex(b + OFF_NONCE, nonce_out);
 	*fs_size = off;
 	return write_slot(fd, device, off, b, err);

@@ -3,8 +3,10 @@
  * mountdevice finish a format that we started and that was interrupted,
  * without ever formatting anything else. */
 #pragma once
+#include <endian.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include "err.h"
 
 /* The device's last MiB (or a little more, to end the file system on a 4 KiB
@@ -22,6 +24,20 @@ struct fv_format_record {
 /* n bytes at off, all of them, retrying short transfers and EINTR: 0 or -errno
  * (-EIO at the end of the device). The block core reads devices with it too. */
 int fv_io_exact(int fd, unsigned char *buf, size_t n, uint64_t off, bool write);
+
+/* On-disk records (ours and crypt.c's marker) store integers little-endian. */
+static inline void fv_put_le64(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline uint64_t fv_get_le64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
 
 /* Where the record of a device of size bytes lives (= the size given to
  * mkfs); 0 when the device is too small to hold a file system and a record. */

@@ -4,16 +4,21 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "cleanup.h"
+#include "config.h"
+#include "flexvol.h"
 #include "fork.h"
 #include "log.h"
 #include "mount.h"
 #include "mounttab.h"
+#include "nfsopts.h"
+#include "opts.h"
 
 /* What a lazy detach after a hung unmount may still take. */
 #define DETACH_TIMEOUT_MS 10000
@@ -156,5 +161,102 @@ int fv_unmount_bounded(const char *dir, long timeout_ms, struct fv_err *err)
 		return m;
 	if (m)
 		return fv_err_msg(err, ETIMEDOUT, "cannot unmount '%s' (%s): %s", dir, me.source, e1.msg);
+	return 0;
+}
+
+/* ---- what nfs and smb read the same way ---- */
+
+void fv_netfs_capabilities(struct fv_ctx *ctx, const char *section, struct fv_caps *caps)
+{
+	bool fsgroup = false;
+	struct fv_err err = {0};
+	if (ctx->config && fv_config_get_bool(ctx->config, section, "fsgroup", false, &fsgroup, &err) < 0)
+		fv_log(LOG_WARNING, "init: %s (fsGroup stays false)", err.msg);
+	*caps = (struct fv_caps){.attach = false, .selinux_relabel = false, .supports_metrics = true,
+				 .fs_group = fsgroup};
+}
+
+long fv_netfs_unmount_timeout_ms(const struct fv_config *c, const char *section)
+{
+	long s;
+	struct fv_err err = {0};
+	if (fv_config_get_long(c, section, "unmount-timeout", FV_NETFS_DEFAULT_UNMOUNT_TIMEOUT_S, 1,
+			       FV_NETFS_MAX_MOUNT_TIMEOUT_S, &s, &err) < 0) {
+		fv_log(LOG_WARNING, "%s (using %d s)", err.msg, FV_NETFS_DEFAULT_UNMOUNT_TIMEOUT_S);
+		s = FV_NETFS_DEFAULT_UNMOUNT_TIMEOUT_S;
+	}
+	return s * 1000;
+}
+
+int fv_netfs_max_mount_timeout(const struct fv_config *c, const char *section, long *max_s, struct fv_err *err)
+{
+	return fv_config_get_long(c, section, "max-mount-timeout", FV_NETFS_DEFAULT_MOUNT_TIMEOUT_S, 1,
+				  FV_NETFS_MAX_MOUNT_TIMEOUT_S, max_s, err);
+}
+
+int fv_netfs_parse_subdir(const struct fv_opts *o, char *subdir, size_t size, bool *create, unsigned int *mode,
+			  struct fv_err *err)
+{
+	const char *sub = fv_opts_get(o, "subDir");
+	subdir[0] = '\0';
+	if (sub && *sub && fv_nfs_expand_subdir(sub, o, subdir, size, err) < 0)
+		return err->code;
+	const char *c = fv_opts_get(o, "createSubDir");
+	if (!c || !*c || !strcmp(c, "false"))
+		*create = false;
+	else if (!strcmp(c, "true"))
+		*create = true;
+	else
+		return fv_err_msg(err, EINVAL, "option 'createSubDir' must be true or false, not '%.32s'", c);
+	if (*create && !subdir[0])
+		return fv_err_msg(err, EINVAL, "option 'createSubDir' needs option 'subDir'");
+	const char *m = fv_opts_get(o, "subDirMode");
+	*mode = FV_NETFS_DEFAULT_SUBDIR_MODE;
+	if (m && *m && fv_parse_dir_mode(m, "option 'subDirMode'", mode, err) < 0)
+		return err->code;
+	return 0;
+}
+
+int fv_netfs_parse_mount_timeout(const struct fv_opts *o, const char *section, long max_s, long *timeout_ms,
+				 struct fv_err *err)
+{
+	const char *t = fv_opts_get(o, "mountTimeout");
+	long secs = FV_NETFS_DEFAULT_MOUNT_TIMEOUT_S < max_s ? FV_NETFS_DEFAULT_MOUNT_TIMEOUT_S : max_s;
+	if (t && *t) {
+		char *end;
+		errno = 0;
+		secs = strtol(t, &end, 10);
+		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1)
+			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %ld, not '%.32s'",
+					  max_s, t);
+		/* The mount holds the pod dir's lock that long: the node decides the cap. */
+		if (secs > max_s)
+			return fv_err_msg(err, EINVAL,
+					  "option 'mountTimeout' %ld is above this node's limit of %ld s ([%s] "
+					  "max-mount-timeout)",
+					  secs, max_s, section);
+	}
+	*timeout_ms = secs * 1000;
+	return 0;
+}
+
+int fv_netfs_check_server_allowed(const struct fv_config *c, const char *section, const char *kind,
+				  const char *example, const char *server, struct fv_err *err)
+{
+	const char *conf = fv_config_path(c);
+	const char *list = fv_config_get(c, section, "allowed-servers", NULL);
+	if (!list || !list[strspn(list, ", \t")])
+		return fv_err_msg(err, EACCES,
+				  "%s volumes are disabled on this node: no server is allowed. To allow some, set "
+				  "'allowed-servers = %s, 10.0.0.0/24' in section [%s] of %s",
+				  kind, example, section, conf);
+	int r = fv_nfs_server_allowed(server, list, err);
+	if (r < 0)
+		return fv_err_prefix(err, "%s: [%s] allowed-servers", conf, section);
+	if (!r)
+		return fv_err_msg(err, EACCES,
+				  "%s server '%s' is not among the allowed servers of this node ([%s] allowed-servers = "
+				  "%.400s in %s); names are matched as written, never resolved",
+				  kind, server, section, list, conf);
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "cleanup.h"
 
 int fv_path_check_relative(const char *path, const char *what, struct fv_err *err)
 {
@@ -128,4 +129,13 @@ bad:
 	return fv_err_msg(err, EINVAL,
 			  "'%s' is not a kubelet pod volume dir (<root>/pods/<uid>/volumes/<vendor>~<driver>/<name>)",
 			  pod_dir);
+}
+
+int fv_path_read_line(const char *path, char *buf, size_t size)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f || !fgets(buf, (int)size, f))
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
 }

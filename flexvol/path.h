@@ -21,3 +21,7 @@ int fv_path_global_from_pod_dir(const char *pod_dir, char *buf, size_t size, str
 
 /* Requires an absolute path (kubelet always sends one). */
 int fv_path_check_absolute(const char *path, const char *what, struct fv_err *err);
+
+/* The first line of a small file (a sysfs attribute), without its newline:
+ * 0, or -1 when it cannot be read. */
+int fv_path_read_line(const char *path, char *buf, size_t size);

@@ -16,6 +16,7 @@
 #include "fork.h"
 #include "kubeletinfo.h"
 #include "lockinfo.h"
+#include "path.h"
 #include "reply.h"
 #include "log.h"
 
@@ -196,15 +197,6 @@ static json_t *mount_json(const struct mnt *m)
 
 /* --- loop devices --- */
 
-static int read_line(const char *path, char *buf, size_t size)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f || !fgets(buf, (int)size, f))
-		return -1;
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 /* The loop device's image, or NULL. */
 static const char *loop_image(dev_t dev, char *buf, size_t size)
 {
@@ -212,7 +204,7 @@ static const char *loop_image(dev_t dev, char *buf, size_t size)
 	if (major(dev) != 7)
 		return NULL;
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/backing_file", major(dev), minor(dev));
-	return read_line(path, buf, size) == 0 ? buf : NULL;
+	return fv_path_read_line(path, buf, size) == 0 ? buf : NULL;
 }
 
 static void loop_devices(const char *image_root, const struct table *t, json_t *list, json_t *unmounted)
@@ -223,14 +215,14 @@ static void loop_devices(const char *image_root, const struct table *t, json_t *
 	size_t rl = strlen(image_root);
 	for (size_t i = 0; i < g.gl_pathc; i++) {
 		char image[PATH_MAX], devfile[PATH_MAX], num[32];
-		if (read_line(g.gl_pathv[i], image, sizeof(image)) < 0 || strncmp(image, image_root, rl) ||
+		if (fv_path_read_line(g.gl_pathv[i], image, sizeof(image)) < 0 || strncmp(image, image_root, rl) ||
 		    image[rl] != '/')
 			continue;
 		const char *name = g.gl_pathv[i] + strlen("/sys/block/");
 		int nlen = (int)strcspn(name, "/");
 		snprintf(devfile, sizeof(devfile), "/sys/block/%.*s/dev", nlen, name);
 		unsigned maj, min;
-		if (read_line(devfile, num, sizeof(num)) < 0 || sscanf(num, "%u:%u", &maj, &min) != 2)
+		if (fv_path_read_line(devfile, num, sizeof(num)) < 0 || sscanf(num, "%u:%u", &maj, &min) != 2)
 			continue;
 		bool mounted = false;
 		for (size_t k = 0; k < t->ndevs && !mounted; k++) {

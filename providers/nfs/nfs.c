@@ -41,14 +41,6 @@
 #include "podsubdir.h"
 #include "run.h"
 
-/* kubelet gives up waiting for a pod's volumes after 2 min 3 s
- * (podAttachAndMountTimeout) and retries the pod: a mount that waits longer
- * only holds the pod dir's lock for a pod that already failed once. */
-#define DEFAULT_MOUNT_TIMEOUT_S 120
-#define DEFAULT_MAX_MOUNT_TIMEOUT_S 120
-#define MAX_MOUNT_TIMEOUT_S 3600
-#define DEFAULT_UNMOUNT_TIMEOUT_S 30
-#define DEFAULT_SUBDIR_MODE 0775
 /* What the killed-child cleanup after a timeout may still take. */
 #define CLEANUP_TIMEOUT_MS 10000
 /* mount.nfs inside the helper child must be killed by the child's own
@@ -65,13 +57,7 @@ struct nfs_conf {
 
 static void nfs_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
 {
-	bool fsgroup = false;
-	struct fv_err err = {0};
-	/* init must succeed: a bad value only means the default. */
-	if (ctx->config && fv_config_get_bool(ctx->config, "nfs", "fsgroup", false, &fsgroup, &err) < 0)
-		fv_log(LOG_WARNING, "init: %s (fsGroup stays false)", err.msg);
-	*caps = (struct fv_caps){.attach = false, .selinux_relabel = false, .supports_metrics = true,
-				 .fs_group = fsgroup};
+	fv_netfs_capabilities(ctx, "nfs", caps);
 }
 
 static int nfs_setup(struct fv_ctx *ctx, struct fv_err *err)
@@ -80,15 +66,7 @@ static int nfs_setup(struct fv_ctx *ctx, struct fv_err *err)
 	if (!c)
 		return fv_err_set(err, ENOMEM, "nfs setup");
 	ctx->data = c;
-	long s;
-	struct fv_err cerr = {0};
-	/* A bad value must not keep pods from being torn down: default and say so. */
-	if (fv_config_get_long(ctx->config, "nfs", "unmount-timeout", DEFAULT_UNMOUNT_TIMEOUT_S, 1, MAX_MOUNT_TIMEOUT_S,
-			       &s, &cerr) < 0) {
-		fv_log(LOG_WARNING, "%s (using %d s)", cerr.msg, DEFAULT_UNMOUNT_TIMEOUT_S);
-		s = DEFAULT_UNMOUNT_TIMEOUT_S;
-	}
-	c->unmount_timeout_ms = s * 1000;
+	c->unmount_timeout_ms = fv_netfs_unmount_timeout_ms(ctx->config, "nfs");
 	snprintf(c->helper_dir, sizeof(c->helper_dir), "%s/nfs-root", ctx->run_dir);
 	/* Missing mount.nfs fails mount only: unmount never needs it. */
 	c->have_mount_nfs = fv_tool_path("mount.nfs", "nfs-common", c->mount_nfs, sizeof(c->mount_nfs),
@@ -148,22 +126,7 @@ static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *
 	if (fv_nfs_check_server(v->server, err) < 0 ||
 	    fv_nfs_check_share(fv_opts_get(o, "share"), v->share, sizeof(v->share), err) < 0)
 		return err->code;
-	const char *sub = fv_opts_get(o, "subDir");
-	v->subdir[0] = '\0';
-	if (sub && *sub && fv_nfs_expand_subdir(sub, o, v->subdir, sizeof(v->subdir), err) < 0)
-		return err->code;
-	const char *create = fv_opts_get(o, "createSubDir");
-	if (!create || !*create || !strcmp(create, "false"))
-		v->create = false;
-	else if (!strcmp(create, "true"))
-		v->create = true;
-	else
-		return fv_err_msg(err, EINVAL, "option 'createSubDir' must be true or false, not '%.32s'", create);
-	if (v->create && !v->subdir[0])
-		return fv_err_msg(err, EINVAL, "option 'createSubDir' needs option 'subDir'");
-	const char *mode = fv_opts_get(o, "subDirMode");
-	v->subdir_mode = DEFAULT_SUBDIR_MODE;
-	if (mode && *mode && fv_parse_dir_mode(mode, "option 'subDirMode'", &v->subdir_mode, err) < 0)
+	if (fv_netfs_parse_subdir(o, v->subdir, sizeof(v->subdir), &v->create, &v->subdir_mode, err) < 0)
 		return err->code;
 	if (parse_owner(o, "subDirUid", v->create, &v->subdir_uid, err) < 0 ||
 	    parse_owner(o, "subDirGid", v->create, &v->subdir_gid, err) < 0 ||
@@ -176,31 +139,16 @@ static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *
 			return fv_err_msg(err, EINVAL,
 					  "option 'subDirOnUnmount' needs createSubDir \"true\" (it applies to directories "
 					  "the driver created)");
-		v->per_pod_depth = fv_nfs_per_pod_depth(sub);
+		v->per_pod_depth = fv_nfs_per_pod_depth(fv_opts_get(o, "subDir"));
 		if (!v->per_pod_depth)
 			return fv_err_msg(err, EINVAL,
 					  "option 'subDirOnUnmount' %s applies only to a per-pod subDir, one whose template "
 					  "uses ${pod.uid} or ${pod.name}; '%.256s' may be shared",
-					  podsubdir_policy_name(v->on_unmount), sub);
+					  podsubdir_policy_name(v->on_unmount), fv_opts_get(o, "subDir"));
 	}
 	v->mount_options = fv_opts_get(o, "mountOptions");
-	const char *t = fv_opts_get(o, "mountTimeout");
-	long secs = DEFAULT_MOUNT_TIMEOUT_S < max_s ? DEFAULT_MOUNT_TIMEOUT_S : max_s;
-	if (t && *t) {
-		char *end;
-		errno = 0;
-		secs = strtol(t, &end, 10);
-		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1)
-			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %ld, not '%.32s'",
-					  max_s, t);
-		/* The mount holds the pod dir's lock that long: the node decides the cap. */
-		if (secs > max_s)
-			return fv_err_msg(err, EINVAL,
-					  "option 'mountTimeout' %ld is above this node's limit of %ld s ([nfs] "
-					  "max-mount-timeout)",
-					  secs, max_s);
-	}
-	v->timeout_ms = secs * 1000;
+	if (fv_netfs_parse_mount_timeout(o, "nfs", max_s, &v->timeout_ms, err) < 0)
+		return err->code;
 	v->readonly = fv_opts_readonly(o);
 	if (fv_nfs_source(v->server, v->share, v->subdir, v->source, sizeof(v->source), err) < 0 ||
 	    fv_nfs_source(v->server, v->share, NULL, v->root_source, sizeof(v->root_source), err) < 0)
@@ -213,22 +161,7 @@ static int parse_volume(const struct fv_opts *o, long max_s, struct nfs_volume *
  * then talks to it (and trusts what it serves) from inside the cluster. */
 static int check_server_allowed(const struct fv_ctx *ctx, const struct nfs_volume *v, struct fv_err *err)
 {
-	const char *conf = fv_config_path(ctx->config);
-	const char *list = fv_config_get(ctx->config, "nfs", "allowed-servers", NULL);
-	if (!list || !list[strspn(list, ", \t")])
-		return fv_err_msg(err, EACCES,
-				  "NFS volumes are disabled on this node: no server is allowed. To allow some, set "
-				  "'allowed-servers = nfs.example.com, 10.0.0.0/24' in section [nfs] of %s",
-				  conf);
-	int r = fv_nfs_server_allowed(v->server, list, err);
-	if (r < 0)
-		return fv_err_prefix(err, "%s: [nfs] allowed-servers", conf);
-	if (!r)
-		return fv_err_msg(err, EACCES,
-				  "NFS server '%s' is not among the allowed servers of this node ([nfs] allowed-servers = "
-				  "%.400s in %s); names are matched as written, never resolved",
-				  v->server, list, conf);
-	return 0;
+	return fv_netfs_check_server_allowed(ctx->config, "nfs", "NFS", "nfs.example.com", v->server, err);
 }
 
 /* Every failure of mount.nfs names the server; a timeout says so first. */
@@ -465,8 +398,7 @@ static int nfs_mount(struct fv_ctx *ctx, const struct fv_call *call, struct fv_r
 	struct nfs_conf *c = ctx->data;
 	struct nfs_volume v;
 	long max_s;
-	if (fv_config_get_long(ctx->config, "nfs", "max-mount-timeout", DEFAULT_MAX_MOUNT_TIMEOUT_S, 1,
-			       MAX_MOUNT_TIMEOUT_S, &max_s, err) < 0)
+	if (fv_netfs_max_mount_timeout(ctx->config, "nfs", &max_s, err) < 0)
 		return err->code;
 	if (parse_volume(call->opts, max_s, &v, err) < 0 || check_server_allowed(ctx, &v, err) < 0)
 		return err->code;

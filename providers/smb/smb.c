@@ -39,12 +39,6 @@
 #include "path.h"
 #include "smbopts.h"
 
-/* As nfs: kubelet retries a pod whose volumes took over 2 min 3 s. */
-#define DEFAULT_MOUNT_TIMEOUT_S 120
-#define DEFAULT_MAX_MOUNT_TIMEOUT_S 120
-#define MAX_MOUNT_TIMEOUT_S 3600
-#define DEFAULT_UNMOUNT_TIMEOUT_S 30
-#define DEFAULT_SUBDIR_MODE 0775
 #define CLEANUP_TIMEOUT_MS 10000
 #define CRED_MAX 256
 
@@ -57,12 +51,7 @@ struct smb_conf {
 
 static void smb_capabilities(struct fv_ctx *ctx, struct fv_caps *caps)
 {
-	bool fsgroup = false;
-	struct fv_err err = {0};
-	if (ctx->config && fv_config_get_bool(ctx->config, "smb", "fsgroup", false, &fsgroup, &err) < 0)
-		fv_log(LOG_WARNING, "init: %s (fsGroup stays false)", err.msg);
-	*caps = (struct fv_caps){.attach = false, .selinux_relabel = false, .supports_metrics = true,
-				 .fs_group = fsgroup};
+	fv_netfs_capabilities(ctx, "smb", caps);
 }
 
 static int smb_setup(struct fv_ctx *ctx, struct fv_err *err)
@@ -71,15 +60,7 @@ static int smb_setup(struct fv_ctx *ctx, struct fv_err *err)
 	if (!c)
 		return fv_err_set(err, ENOMEM, "smb setup");
 	ctx->data = c;
-	long s;
-	struct fv_err cerr = {0};
-	/* A bad value must not keep pods from being torn down: default and say so. */
-	if (fv_config_get_long(ctx->config, "smb", "unmount-timeout", DEFAULT_UNMOUNT_TIMEOUT_S, 1, MAX_MOUNT_TIMEOUT_S,
-			       &s, &cerr) < 0) {
-		fv_log(LOG_WARNING, "%s (using %d s)", cerr.msg, DEFAULT_UNMOUNT_TIMEOUT_S);
-		s = DEFAULT_UNMOUNT_TIMEOUT_S;
-	}
-	c->unmount_timeout_ms = s * 1000;
+	c->unmount_timeout_ms = fv_netfs_unmount_timeout_ms(ctx->config, "smb");
 	snprintf(c->helper_dir, sizeof(c->helper_dir), "%s/smb-root", ctx->run_dir);
 	return 0;
 }
@@ -93,8 +74,7 @@ static void smb_teardown(struct fv_ctx *ctx)
 static int load_mount_conf(struct fv_ctx *ctx, long *max_s, struct fv_err *err)
 {
 	struct smb_conf *c = ctx->data;
-	if (fv_config_get_long(ctx->config, "smb", "max-mount-timeout", DEFAULT_MAX_MOUNT_TIMEOUT_S, 1,
-			       MAX_MOUNT_TIMEOUT_S, max_s, err) < 0 ||
+	if (fv_netfs_max_mount_timeout(ctx->config, "smb", max_s, err) < 0 ||
 	    fv_config_get_bool(ctx->config, "smb", "allow-smb1", false, &c->allow_smb1, err) < 0 ||
 	    fv_config_get_long(ctx->config, "smb", "kerberos-cruid", -1, -1, 4294967294L, &c->cruid, err) < 0)
 		return err->code;
@@ -200,39 +180,10 @@ static int parse_volume(const struct fv_opts *o, const struct smb_conf *c, long 
 	if (fv_smb_parse_source(fv_opts_get(o, "source"), v->server, sizeof(v->server), v->share, sizeof(v->share),
 				err) < 0)
 		return err->code;
-	const char *sub = fv_opts_get(o, "subDir");
-	v->subdir[0] = '\0';
-	if (sub && *sub && fv_nfs_expand_subdir(sub, o, v->subdir, sizeof(v->subdir), err) < 0)
+	if (fv_netfs_parse_subdir(o, v->subdir, sizeof(v->subdir), &v->create, &v->subdir_mode, err) < 0)
 		return err->code;
-	const char *create = fv_opts_get(o, "createSubDir");
-	if (!create || !*create || !strcmp(create, "false"))
-		v->create = false;
-	else if (!strcmp(create, "true"))
-		v->create = true;
-	else
-		return fv_err_msg(err, EINVAL, "option 'createSubDir' must be true or false, not '%.32s'", create);
-	if (v->create && !v->subdir[0])
-		return fv_err_msg(err, EINVAL, "option 'createSubDir' needs option 'subDir'");
-	const char *mode = fv_opts_get(o, "subDirMode");
-	v->subdir_mode = DEFAULT_SUBDIR_MODE;
-	if (mode && *mode && fv_parse_dir_mode(mode, "option 'subDirMode'", &v->subdir_mode, err) < 0)
+	if (fv_netfs_parse_mount_timeout(o, "smb", max_s, &v->timeout_ms, err) < 0)
 		return err->code;
-	const char *t = fv_opts_get(o, "mountTimeout");
-	long secs = DEFAULT_MOUNT_TIMEOUT_S < max_s ? DEFAULT_MOUNT_TIMEOUT_S : max_s;
-	if (t && *t) {
-		char *end;
-		errno = 0;
-		secs = strtol(t, &end, 10);
-		if (*end || errno || t[0] == '-' || t[0] == '+' || secs < 1)
-			return fv_err_msg(err, EINVAL, "option 'mountTimeout' must be a number of seconds from 1 to %ld, not '%.32s'",
-					  max_s, t);
-		if (secs > max_s)
-			return fv_err_msg(err, EINVAL,
-					  "option 'mountTimeout' %ld is above this node's limit of %ld s ([smb] "
-					  "max-mount-timeout)",
-					  secs, max_s);
-	}
-	v->timeout_ms = secs * 1000;
 	v->readonly = fv_opts_readonly(o);
 	if (fv_smb_mount_options(fv_opts_get(o, "mountOptions"), v->readonly, c->allow_smb1, &v->flags, &v->fsopts,
 				 err) < 0)
@@ -256,22 +207,7 @@ static int parse_volume(const struct fv_opts *o, const struct smb_conf *c, long 
 /* As nfs: [smb] allowed-servers must name the server (matched as written). */
 static int check_server_allowed(const struct fv_ctx *ctx, const struct smb_volume *v, struct fv_err *err)
 {
-	const char *conf = fv_config_path(ctx->config);
-	const char *list = fv_config_get(ctx->config, "smb", "allowed-servers", NULL);
-	if (!list || !list[strspn(list, ", \t")])
-		return fv_err_msg(err, EACCES,
-				  "SMB volumes are disabled on this node: no server is allowed. To allow some, set "
-				  "'allowed-servers = files.example.com, 10.0.0.0/24' in section [smb] of %s",
-				  conf);
-	int r = fv_nfs_server_allowed(v->server, list, err);
-	if (r < 0)
-		return fv_err_prefix(err, "%s: [smb] allowed-servers", conf);
-	if (!r)
-		return fv_err_msg(err, EACCES,
-				  "SMB server '%s' is not among the allowed servers of this node ([smb] allowed-servers = "
-				  "%.400s in %s); names are matched as written, never resolved",
-				  v->server, list, conf);
-	return 0;
+	return fv_netfs_check_server_allowed(ctx->config, "smb", "SMB", "files.example.com", v->server, err);
 }
 
 /* ---- mount(2), in a child ---- */
