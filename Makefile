@@ -47,7 +47,7 @@ DRIVERS   := $(PROVIDERS:%=$(BUILD)/%)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check check-unit check-san check-valgrind check-valgrind-and-bundle check-integration check-crash check-vm fuzz fuzz-short \
+.PHONY: all check check-unit check-san check-build check-valgrind check-valgrind-and-bundle check-integration check-crash check-crash-and-fuzz check-vm fuzz fuzz-short \
         install demo bench lint clean deps
 all: $(DRIVERS)
 
@@ -75,15 +75,29 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libflexvol.a
 	  $(if $($*_LIBS),$(shell $(PKG_CONFIG) --libs $($*_LIBS)))
 
 # Every test tier. CI runs exactly this.
-check: all check-unit check-san check-valgrind-and-bundle check-integration check-crash fuzz-short check-vm
+check: check-build check-unit check-san check-valgrind-and-bundle check-integration check-crash-and-fuzz check-vm
 
-# The static bundle's libraries build from Debian's sources for minutes (test_bundle.py needs
-# them); the valgrind tier keeps one core busy for as long. Side by side they cost one wait.
+# make check runs its tiers one after the other; what builds inside them builds in parallel.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+check-build:
+	$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_TESTS)
+
+# $(call beside,BACKGROUND,FOREGROUND): make BACKGROUND (output to $(BUILD)/BACKGROUND.log) while
+# FOREGROUND runs; fails if either does. Each pair is a tier that keeps one core busy and a job of
+# about the same length: the static bundle's libraries (built from Debian's sources, for
+# test_bundle.py) beside valgrind, the short fuzz pass beside the crash tier.
+define beside
+	@mkdir -p $(BUILD); $(MAKE) --no-print-directory $(1) >$(BUILD)/$(1).log 2>&1 & bg=$$!; \
+	  rc=0; $(MAKE) --no-print-directory $(2) || rc=$$?; \
+	  if ! wait $$bg; then echo "make $(1) failed:"; cat $(BUILD)/$(1).log; exit 1; fi; \
+	  echo "make $(1), run beside make $(2):"; tail -n $(3) $(BUILD)/$(1).log; exit $$rc
+endef
+
 check-valgrind-and-bundle:
-	@mkdir -p $(BUILD); $(MAKE) --no-print-directory bundle-static >$(BUILD)/bundle-static.log 2>&1 & bundle=$$!; \
-	  rc=0; $(MAKE) --no-print-directory check-valgrind || rc=$$?; \
-	  if ! wait $$bundle; then echo "make bundle-static failed:"; cat $(BUILD)/bundle-static.log; exit 1; fi; \
-	  echo "bundle-static: built beside the valgrind tier ($(BUILD)/bundle-static.log)"; exit $$rc
+	$(call beside,bundle-static,check-valgrind,1)
+
+check-crash-and-fuzz:
+	$(call beside,fuzz-short,check-crash,10)
 
 check-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do $$t; done
@@ -93,7 +107,7 @@ check-unit: $(UNIT_TESTS)
 # timeouts and retries (the same code paths run in the faster fault tests), and the wake-up
 # latency tests (a sanitized process is slower to exit than the latency they measure).
 check-san:
-	$(MAKE) --no-print-directory SAN=1 BUILD=build-san all $(UNIT_TESTS:$(BUILD)/%=build-san/%)
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=1 BUILD=build-san all $(UNIT_TESTS:$(BUILD)/%=build-san/%)
 	@set -e; for t in $(UNIT_TESTS:$(BUILD)/%=build-san/%); do ASAN_OPTIONS=detect_leaks=1 $$t; done
 	ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  FLEXVOL_BUILD=build-san $(PYTHON) -m pytest -p no:cacheprovider -q --durations=5 tests/integration \
